@@ -1,0 +1,63 @@
+#include "dispatch/table_builder.h"
+
+#include "dispatch/exec_handler.h"
+#include "dispatch/log_handler.h"
+
+namespace tocsin {
+
+namespace {
+
+Result<std::shared_ptr<Handler>> make_handler(const config::HandlerSpec& spec,
+                                              const HandlerContext& ctx) {
+  if (const auto* exec = std::get_if<config::ExecHandler>(&spec.kind)) {
+    return std::shared_ptr<Handler>(std::make_shared<ExecHandler>(
+        ctx.supervisor, ctx.stats, *exec, static_cast<std::size_t>(ctx.limits.exec_queue)));
+  }
+  if (const auto* log = std::get_if<config::LogHandler>(&spec.kind)) {
+    return std::shared_ptr<Handler>(std::make_shared<LogHandler>(ctx.stats, log->level));
+  }
+  // check_supported() refuses these with their location before a table is built.
+  return Error{config::to_string(spec.where) + ": this handler kind is not implemented yet"};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<SignalTable>> build_table(const std::vector<config::SignalSpec>& signals,
+                                                 const SignalTable* previous,
+                                                 const HandlerContext& ctx) {
+  auto table = std::make_shared<SignalTable>();
+  for (const auto& spec : signals) {
+    SignalEntry entry;
+    entry.number = spec.number;
+    entry.name = spec.name;
+    entry.description = spec.description;
+    entry.acl = spec.acl;
+    entry.handler_specs.reserve(spec.handlers.size());
+
+    const SignalEntry* old = previous ? previous->find(spec.number) : nullptr;
+    std::vector<bool> taken(old ? old->handlers.size() : 0, false);
+    for (const auto& hspec : spec.handlers) {
+      std::shared_ptr<Handler> handler;
+      for (std::size_t j = 0; old && j < old->handler_specs.size(); ++j) {
+        if (!taken[j] && old->handler_specs[j] == hspec) {
+          taken[j] = true;
+          handler = old->handlers[j];
+          break;
+        }
+      }
+      if (!handler) {
+        auto made = make_handler(hspec, ctx);
+        if (!made) return made.error();
+        handler = std::move(made.value());
+      }
+      entry.handlers.push_back(std::move(handler));
+      entry.handler_specs.push_back(hspec);
+    }
+    if (auto r = table->add(std::move(entry)); !r) {
+      return Error{config::to_string(spec.where) + ": " + r.error().message};
+    }
+  }
+  return table;
+}
+
+}  // namespace tocsin

@@ -1,0 +1,63 @@
+#include "tocsin/signal.h"
+
+#include <array>
+#include <ctime>
+#include <cstdio>
+
+namespace tocsin {
+
+namespace {
+constexpr std::array<std::string_view, 8> kKindNames = {"timer", "rb_timer", "file", "cron",
+                                                         "posix", "pg",       "raise", "api"};
+}  // namespace
+
+std::string_view to_string(SourceKind kind) { return kKindNames[static_cast<size_t>(kind)]; }
+
+std::optional<SourceKind> source_kind_from_string(std::string_view text) {
+  for (size_t i = 0; i < kKindNames.size(); ++i) {
+    if (kKindNames[i] == text) return static_cast<SourceKind>(i);
+  }
+  return std::nullopt;
+}
+
+bool is_valid_signal_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  if (name[0] < 'a' || name[0] > 'z') return false;
+  for (char c : name.substr(1)) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string format_rfc3339(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
+  auto secs = static_cast<std::time_t>(us / 1000000);
+  auto frac = us % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    secs -= 1;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(frac));
+  return buf;
+}
+
+std::string describe_event(const Event& event) {
+  std::string out = std::to_string(event.signal);
+  if (!event.name.empty()) {
+    out += " (";
+    out += event.name;
+    out += ")";
+  }
+  out += " seq ";
+  out += std::to_string(event.seq);
+  return out;
+}
+
+}  // namespace tocsin

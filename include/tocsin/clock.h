@@ -1,0 +1,25 @@
+// clock.h — the time seam (DESIGN §3). Production code reads time only through a Clock;
+// SystemClock (daemon/os/system_clock.cc) is the one place that asks the OS, tests use
+// ManualClock (tests/fakes/manual_clock.h). Reactor thread only; not thread safe.
+#pragma once
+
+#include <chrono>
+
+namespace tocsin {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Wall clock, for event timestamps and calendar (cron) computations.
+  virtual std::chrono::system_clock::time_point wall_now() const = 0;
+  // Monotonic clock, for durations, timeouts and deadlines.
+  virtual std::chrono::steady_clock::time_point steady_now() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point wall_now() const override;
+  std::chrono::steady_clock::time_point steady_now() const override;
+};
+
+}  // namespace tocsin

@@ -1,0 +1,51 @@
+// signal.h — the vocabulary every part of tocsin speaks: signal numbers, sources, events.
+//
+// Contract (SPEC §1): a signal is a number 0-255 with an optional unique name; an event is one
+// raising of a signal, stamped with a per-run sequence number by the Dispatcher.
+// Events are immutable once stamped and are shared (EventPtr) by every handler and subscriber
+// queue they reach, so fan-out never copies the payload.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tocsin {
+
+using SignalId = std::uint8_t;
+inline constexpr int kSignalCount = 256;
+
+// Where an event came from (SPEC §1 `source.kind`).
+enum class SourceKind : std::uint8_t { timer, rb_timer, file, cron, posix, pg, raise, api };
+std::string_view to_string(SourceKind kind);
+std::optional<SourceKind> source_kind_from_string(std::string_view text);
+
+struct SourceRef {
+  SourceKind kind = SourceKind::api;
+  std::string id;  // the source's id ("tick", "posix:SIGUSR1", a client name, ...)
+};
+
+struct Event {
+  std::uint64_t seq = 0;  // 1, 2, 3, ... for each daemon run
+  SignalId signal = 0;
+  std::string name;  // the signal's name in the table at raise time, or empty
+  SourceRef source;
+  std::chrono::system_clock::time_point time;  // wall clock at raise
+  std::uint64_t iteration = 0;                 // 1-based for repeating sources, 0 otherwise
+  std::string payload;                         // UTF-8 text, at most limits.payload_bytes
+};
+using EventPtr = std::shared_ptr<const Event>;
+
+// `[a-z][a-z0-9._-]{0,63}` (SPEC §1).
+bool is_valid_signal_name(std::string_view name);
+
+// RFC 3339, UTC, microseconds: 2026-11-22T08:28:38.123456Z
+std::string format_rfc3339(std::chrono::system_clock::time_point t);
+
+// "5 (usr1) seq 12" — how every log line about an event names it.
+std::string describe_event(const Event& event);
+
+}  // namespace tocsin

@@ -1,0 +1,69 @@
+// DaemonProcess — the real tocsind, started by a test. Its stderr (the log) is collected by a
+// reader thread; tests wait for log lines and for the exit with a deadline and fail with a message
+// that quotes the log, never by sleeping. The destructor SIGKILLs a daemon still running.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tocsin::testing {
+
+using Deadline = std::chrono::steady_clock::time_point;
+inline Deadline deadline_in(std::chrono::milliseconds d) {
+  return std::chrono::steady_clock::now() + d;
+}
+// Generous enough for the ASan build on a loaded 2-core machine; a test that waits this long has
+// failed anyway.
+inline constexpr std::chrono::milliseconds kWait{10000};
+
+class DaemonProcess {
+ public:
+  // Starts TOCSIND_PATH with `args` (e.g. {"--config", path}).
+  explicit DaemonProcess(std::vector<std::string> args);
+  ~DaemonProcess();
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  // The first log line at index >= *from that contains `needle`; *from is moved past it, so
+  // successive waits see successive lines. Returns nullopt at the deadline.
+  std::optional<std::string> wait_for_line(const std::string& needle, Deadline deadline,
+                                           std::size_t* from = nullptr);
+  // Same, failing the current test (with the log) at the deadline; returns the line or "".
+  std::string expect_line(const std::string& needle, std::size_t* from = nullptr,
+                          std::chrono::milliseconds within = kWait);
+  // Waits for "ready" in the log.
+  void expect_ready();
+
+  void send(int signo, int value = 0);  // sigqueue(3)
+  // Exit status as from waitpid (use WIFEXITED...); nullopt at the deadline.
+  std::optional<int> wait_exit(Deadline deadline);
+
+  std::string log() const;  // everything logged so far
+  std::size_t line_count() const;
+
+ private:
+  void read_loop(int fd);
+
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  bool reaped_ = false;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> lines_;
+  bool eof_ = false;
+  std::thread reader_;
+};
+
+// True once `pid` no longer runs (gone, or a zombie). Waits with a deadline.
+bool wait_process_gone(pid_t pid, Deadline deadline);
+
+}  // namespace tocsin::testing
