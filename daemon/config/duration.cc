@@ -59,8 +59,10 @@ bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 
 std::nullopt_t fail(std::string* why, std::string_view text, std::string_view detail) {
   if (why != nullptr) {
-    *why = std::string(kExpected) + "; got " + shown(text);
-    if (!detail.empty()) *why += " (" + std::string(detail) + ")";
+    // Appended piecewise: GCC 12 -O2 warns falsely (-Warray-bounds) on the chained operator+.
+    why->assign(kExpected);
+    why->append("; got ").append(shown(text));
+    if (!detail.empty()) why->append(" (").append(detail).append(")");
   }
   return std::nullopt;
 }

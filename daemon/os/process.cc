@@ -216,9 +216,10 @@ class Child : public std::enable_shared_from_this<Child> {
     grace_.cancel();
     // Output after this point (an escaped process) is still logged until EOF; the descriptors
     // close when the last pending read completes.
+    // Report first, then forget: the supervisor's idle waiters (stop) must see the report done.
     auto keep = shared_from_this();
-    owner_.forget(pid_);
     if (on_exit_) on_exit_(pid_, exit_);
+    owner_.forget(pid_);
   }
 
   ProcessSupervisor& owner_;
