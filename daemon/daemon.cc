@@ -5,6 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include "dispatch/table_builder.h"
+#include <algorithm>
+
+#include "server/hub.h"
+#include "server/server.h"
 #include "log/log.h"
 #include "os/process.h"
 #include "sources/posix_source.h"
@@ -30,9 +34,7 @@ std::vector<config::ConfigError> check_supported(const config::Config& config) {
   };
   for (const auto& s : config.signals) {
     for (const auto& h : s.handlers) {
-      if (std::holds_alternative<config::TargetHandler>(h.kind)) {
-        refuse(h.where, "the `target:` handler (subscribers over the socket)");
-      } else if (std::holds_alternative<config::PluginHandler>(h.kind)) {
+      if (std::holds_alternative<config::PluginHandler>(h.kind)) {
         refuse(h.where, "the `plugin:` handler");
       }
     }
@@ -47,32 +49,39 @@ std::vector<config::ConfigError> check_supported(const config::Config& config) {
   return errors;
 }
 
-class Daemon::Impl {
+class Daemon::Impl final : public ServerHost {
  public:
   Impl(DaemonOptions options, std::unique_ptr<Clock> clock)
       : options_(std::move(options)),
         clock_(clock ? std::move(clock) : std::make_unique<SystemClock>()),
         dispatcher_(*clock_, stats_),
+        hub_(*clock_, stats_),
         supervisor_(io_),
         posix_(io_, dispatcher_,
                {.reload = [this] { (void)reload(); }, .stop = [this](int) { request_stop(); }}),
-        stop_timer_(io_) {}
+        server_(io_, hub_, *this),
+        stop_timer_(io_),
+        started_(clock_->steady_now()) {}
 
-  ~Impl() {
+  ~Impl() override {
     // The handlers (and their children's callbacks) go before the reactor they live in.
     dispatcher_.set_table(std::make_shared<SignalTable>());
+    dispatcher_.set_unhandled_sink(nullptr);
     supervisor_.kill_all();
   }
 
   Result<void> start(config::Config config) {
-    HandlerContext ctx{supervisor_, stats_, config.limits};
-    auto table = build_table(config.signals, nullptr, ctx);
+    hub_.set_limits(hub_limits(config.limits));
+    auto table = build(config, nullptr);
     if (!table) return table.error();
     if (auto r = posix_.start(config.posix_signals); !r) return r;
     dispatcher_.set_table(std::move(table.value()));
+    dispatcher_.set_unhandled_sink(
+        [this](const EventPtr& event) { return server_.offer_unhandled(event); });
+    if (auto r = server_.start(config.socket, config.limits); !r) return r;
     config_ = std::move(config);
-    spdlog::info("tocsind {} ready: config {}, {} signals, {} posix signal mappings",
-                 TOCSIN_VERSION, config_.file, dispatcher_.table().size(),
+    spdlog::info("tocsind {} ready: config {}, socket {}, {} signals, {} posix signal mappings",
+                 TOCSIN_VERSION, config_.file, server_.path(), dispatcher_.table().size(),
                  config_.posix_signals.size());
     return ok();
   }
@@ -85,27 +94,33 @@ class Daemon::Impl {
   void request_stop() {
     if (stopping_) return;
     stopping_ = true;
-    spdlog::info("stopping: {} child process(es) to stop", supervisor_.live());
+    spdlog::info("stopping: {} client(s), {} child process(es)", server_.sessions(),
+                 supervisor_.live());
     posix_.stop();
-    // Removing the handlers drops their queued events (logged, counted) and lets no new child
-    // start; then every child's process group is killed and reaped through the reactor.
+    // Removing the handlers drops exec queues (logged, counted) and lets no new child start;
+    // every child's process group is killed and reaped through the reactor; every client gets
+    // what is queued for it. All of it within kStopGrace.
     dispatcher_.set_table(std::make_shared<SignalTable>());
     supervisor_.kill_all();
     stop_timer_.expires_after(kStopGrace);
     stop_timer_.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
-      spdlog::error("stop: {} child process(es) not reaped after {}s", supervisor_.live(),
-                    kStopGrace.count());
+      spdlog::error("stop: after {}s, {} child process(es) not reaped, {} client(s) not flushed",
+                    kStopGrace.count(), supervisor_.live(), server_.sessions());
       io_.stop();
     });
-    supervisor_.when_idle([this] {
+    pending_stop_parts_ = 2;
+    auto part_done = [this] {
+      if (--pending_stop_parts_ > 0) return;
       stop_timer_.cancel();
       spdlog::info("stopped");
       io_.stop();
-    });
+    };
+    server_.stop(part_done);
+    supervisor_.when_idle(part_done);
   }
 
-  Result<void> reload() {
+  Result<void> reload() override {
     if (stopping_) return Error{"the daemon is stopping"};
     config::LoadResult loaded = load_for_daemon(options_);
     if (!loaded.config) {
@@ -120,8 +135,7 @@ class Daemon::Impl {
       return Error{why};
     }
     config::Config next = std::move(*loaded.config);
-    HandlerContext ctx{supervisor_, stats_, next.limits};
-    auto table = build_table(next.signals, &dispatcher_.table(), ctx);
+    auto table = build(next, &dispatcher_.table());
     if (!table) {
       spdlog::error("reload failed: {}; the running configuration stays in force",
                     table.error().message);
@@ -132,12 +146,93 @@ class Daemon::Impl {
                     r.error().message);
       return r;
     }
+    if (next.socket.path != config_.socket.path || next.socket.mode != config_.socket.mode ||
+        next.socket.group != config_.socket.group) {
+      spdlog::warn("reload: socket settings changed; they take effect at the next start");
+    }
     dispatcher_.set_table(std::move(table.value()));
+    hub_.set_limits(hub_limits(next.limits));
+    server_.set_limits(next.limits);
     logging::set_level(next.log_level);
+    next.socket = config_.socket;  // what is in force
     config_ = std::move(next);
     spdlog::info("reloaded: config {}, {} signals, {} posix signal mappings", config_.file,
                  dispatcher_.table().size(), config_.posix_signals.size());
     return ok();
+  }
+
+  // ---- ServerHost ----
+  Dispatcher& dispatcher() override { return dispatcher_; }
+  const SignalStats& stats() const override { return stats_; }
+  const config::Config& config() const override { return config_; }
+  std::size_t children() const override { return supervisor_.live(); }
+  double uptime_seconds() const override {
+    return std::chrono::duration<double>(clock_->steady_now() - started_).count();
+  }
+
+  Result<void> register_target(SignalId signal, const config::TargetHandler& target) override {
+    for (const auto& [s, t] : runtime_targets_) {
+      if (s == signal && t == target) {
+        return Error{"signal " + std::to_string(signal) + " already has this target", -32602};
+      }
+    }
+    runtime_targets_.emplace_back(signal, target);
+    auto table = build(config_, &dispatcher_.table());
+    if (!table) {
+      runtime_targets_.pop_back();
+      return table.error();
+    }
+    dispatcher_.set_table(std::move(table.value()));
+    return ok();
+  }
+
+  Result<void> unregister_target(SignalId signal, const config::TargetHandler& target) override {
+    auto it = std::find(runtime_targets_.begin(), runtime_targets_.end(),
+                        std::pair<SignalId, config::TargetHandler>{signal, target});
+    if (it == runtime_targets_.end()) {
+      return Error{"signal " + std::to_string(signal) +
+                       " has no such run-time target (handlers from the configuration file are "
+                       "changed there)",
+                   -32005};
+    }
+    auto saved = *it;
+    runtime_targets_.erase(it);
+    auto table = build(config_, &dispatcher_.table());
+    if (!table) {
+      runtime_targets_.push_back(saved);
+      return table.error();
+    }
+    dispatcher_.set_table(std::move(table.value()));
+    return ok();
+  }
+
+  // The table of `config` plus the targets registered at run time, reusing the unchanged
+  // handlers of `previous`.
+  Result<std::shared_ptr<SignalTable>> build(const config::Config& config,
+                                             const SignalTable* previous) {
+    std::vector<config::SignalSpec> signals = config.signals;
+    for (const auto& [signal, target] : runtime_targets_) {
+      auto it = std::find_if(signals.begin(), signals.end(),
+                             [&](const config::SignalSpec& s) { return s.number == signal; });
+      if (it == signals.end()) {
+        config::SignalSpec spec;
+        spec.number = signal;
+        it = signals.insert(std::lower_bound(signals.begin(), signals.end(), signal,
+                                             [](const config::SignalSpec& s, SignalId n) {
+                                               return s.number < n;
+                                             }),
+                            spec);
+      }
+      it->handlers.push_back(config::HandlerSpec{target, config::Location{"<register>", 0, 0}});
+    }
+    HandlerContext ctx{supervisor_, stats_, config.limits, hub_};
+    return build_table(signals, previous, ctx);
+  }
+
+  static Hub::Limits hub_limits(const config::Limits& l) {
+    return Hub::Limits{static_cast<std::size_t>(l.subscriber_queue),
+                       static_cast<std::size_t>(l.backlog),
+                       static_cast<std::size_t>(l.subscriptions), l.ack_timeout};
   }
 
   DaemonOptions options_;
@@ -145,11 +240,16 @@ class Daemon::Impl {
   asio::io_context io_{1};
   SignalStats stats_;
   Dispatcher dispatcher_;
+  Hub hub_;
   os::ProcessSupervisor supervisor_;
   PosixSignalSource posix_;
+  Server server_;
   asio::steady_timer stop_timer_;
+  std::chrono::steady_clock::time_point started_;
   config::Config config_;
+  std::vector<std::pair<SignalId, config::TargetHandler>> runtime_targets_;
   bool stopping_ = false;
+  int pending_stop_parts_ = 0;
   int exit_code_ = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include "dispatch/exec_handler.h"
 #include "dispatch/log_handler.h"
+#include "dispatch/target_handler.h"
 
 namespace tocsin {
 
@@ -15,6 +16,9 @@ Result<std::shared_ptr<Handler>> make_handler(const config::HandlerSpec& spec,
   }
   if (const auto* log = std::get_if<config::LogHandler>(&spec.kind)) {
     return std::shared_ptr<Handler>(std::make_shared<LogHandler>(ctx.stats, log->level));
+  }
+  if (const auto* target = std::get_if<config::TargetHandler>(&spec.kind)) {
+    return std::shared_ptr<Handler>(std::make_shared<TargetHandler>(ctx.hub, *target));
   }
   // check_supported() refuses these with their location before a table is built.
   return Error{config::to_string(spec.where) + ": this handler kind is not implemented yet"};

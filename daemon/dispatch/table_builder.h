@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "os/process.h"
+#include "server/hub.h"
 #include "tocsin/config.h"
 #include "tocsin/result.h"
 #include "tocsin/signal_table.h"
@@ -18,6 +19,7 @@ struct HandlerContext {
   os::ProcessSupervisor& supervisor;
   SignalStats& stats;
   const config::Limits& limits;
+  Hub& hub;
 };
 
 Result<std::shared_ptr<SignalTable>> build_table(const std::vector<config::SignalSpec>& signals,

@@ -10,6 +10,7 @@ namespace tocsin {
 
 struct Error {
   std::string message;
+  int code = 0;  // a JSON-RPC error code where one applies (docs/protocol.md), else 0
 };
 
 template <typename T>

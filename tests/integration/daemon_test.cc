@@ -28,8 +28,8 @@ struct DaemonTest : ::testing::Test {
 
   std::unique_ptr<DaemonProcess> start(const std::string& yaml) {
     config = dir.write("tocsin.yaml", yaml);
-    auto d = std::make_unique<DaemonProcess>(
-        std::vector<std::string>{"--config", config, "--log-level", "debug"});
+    auto d = std::make_unique<DaemonProcess>(std::vector<std::string>{
+        "--config", config, "--log-level", "debug", "--socket", dir.file("tocsin.sock")});
     d->expect_ready();
     return d;
   }

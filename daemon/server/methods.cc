@@ -1,0 +1,390 @@
+#include "server/methods.h"
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "dispatch/target_handler.h"
+#include "server/server_core.h"
+#include "server/session.h"
+
+namespace tocsin::methods {
+
+namespace {
+
+// A parameter problem, reported as one error reply.
+struct ParamError {
+  int code;
+  std::string message;
+};
+
+template <typename T>
+using Param = std::variant<T, ParamError>;
+
+ParamError invalid(const std::string& what) { return {-32602, "invalid params: " + what}; }
+
+Param<SignalId> signal_param(ServerCore& core, const Json& v, const char* key) {
+  if (v.is_number_integer()) {
+    auto n = v.get<std::int64_t>();
+    if (n < 0 || n >= kSignalCount) {
+      return invalid(std::string(key) + ": a signal number is 0-255, got " + std::to_string(n));
+    }
+    return static_cast<SignalId>(n);
+  }
+  if (v.is_string()) {
+    const auto& text = v.get_ref<const std::string&>();
+    if (auto id = core.host.dispatcher().table().resolve(text)) return *id;
+    if (!text.empty() && text[0] >= '0' && text[0] <= '9') {
+      return invalid(std::string(key) + ": a signal number is 0-255, got \"" + text + "\"");
+    }
+    return ParamError{-32003, "unknown signal \"" + text + "\""};
+  }
+  return invalid(std::string(key) + ": expected a signal number or name");
+}
+
+Param<std::chrono::milliseconds> duration_param(const Json& v, const char* key) {
+  if (v.is_number_integer()) {
+    auto n = v.get<std::int64_t>();
+    if (n < 0) return invalid(std::string(key) + ": a duration cannot be negative");
+    return std::chrono::milliseconds(n);
+  }
+  if (v.is_string()) {
+    std::string why;
+    if (auto d = config::parse_duration(v.get_ref<const std::string&>(), &why)) return *d;
+    return invalid(std::string(key) + ": " + why);
+  }
+  return invalid(std::string(key) + ": expected a duration (\"250ms\") or integer milliseconds");
+}
+
+bool valid_client_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Json from(const Context& ctx, const ParamError& e) { return error_reply(ctx.id, e.code, e.message); }
+
+Json denied(const Context& ctx, const std::string& what) {
+  const Peer& p = ctx.session.peer();
+  spdlog::warn("client {} (uid {} {}, pid {}): denied: {}", ctx.session.client(), p.uid, p.user,
+               p.pid, what);
+  return error_reply(ctx.id, -32001, "permission denied: " + what);
+}
+
+Json admin_only(const Context& ctx, const char* method) {
+  return denied(ctx, std::string(method) +
+                         " needs root or the admin group (socket.admin_group)");
+}
+
+
+}  // namespace
+
+Json error_reply(const Json& id, int code, const std::string& message) {
+  return Json{{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}};
+}
+
+Json result_reply(const Json& id, Json result) {
+  return Json{{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
+}
+
+Json raise(Context& ctx, const Json& params) {
+  auto s = params.find("signal");
+  if (s == params.end()) return from(ctx, invalid("signal is required"));
+  auto sig = signal_param(ctx.core, *s, "signal");
+  if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
+  SignalId signal = std::get<SignalId>(sig);
+  std::string payload;
+  if (auto p = params.find("payload"); p != params.end() && !p->is_null()) {
+    if (!p->is_string()) return from(ctx, invalid("payload: expected a string"));
+    payload = p->get<std::string>();
+  }
+  if (payload.size() > ctx.core.limits.payload_bytes) {
+    return error_reply(ctx.id, -32004,
+                       "payload too large: " + std::to_string(payload.size()) +
+                           " bytes, limits.payload_bytes is " +
+                           std::to_string(ctx.core.limits.payload_bytes));
+  }
+  Dispatcher& d = ctx.core.host.dispatcher();
+  if (const SignalEntry* entry = d.table().find(signal)) {
+    if (!acl_allows(entry->acl.raise, ctx.session.peer())) {
+      return denied(ctx, "raise " + std::to_string(signal) + " (its acl.raise)");
+    }
+  }
+  EventPtr ev =
+      d.raise(signal, SourceRef{SourceKind::raise, ctx.session.source_id()}, std::move(payload));
+  return result_reply(ctx.id, {{"seq", ev->seq}});
+}
+
+Json hello(Context& ctx, const Json& params) {
+  std::string name = params.value("name", "");
+  std::string group = params.value("group", "");
+  if (!name.empty() && !valid_client_name(name)) {
+    return from(ctx, invalid("name: 1-64 letters, digits, . _ -"));
+  }
+  if (!group.empty() && !valid_client_name(group)) {
+    return from(ctx, invalid("group: 1-64 letters, digits, . _ -"));
+  }
+  if (auto r = ctx.core.hub.hello(ctx.session.client(), name, group); !r) {
+    return error_reply(ctx.id, r.error().code, r.error().message);
+  }
+  for (const auto& c : ctx.core.hub.clients()) {
+    if (c.id == ctx.session.client()) {
+      return result_reply(ctx.id, {{"client", c.id}, {"name", c.name}, {"group", c.group}});
+    }
+  }
+  return result_reply(ctx.id, {{"client", ctx.session.client()}});
+}
+
+Json subscribe(Context& ctx, const Json& params) {
+  auto sigs = params.find("signals");
+  if (sigs == params.end()) return from(ctx, invalid("signals is required"));
+  SubscriptionSpec spec;
+  Json excluded = Json::array();
+  const SignalTable& table = ctx.core.host.dispatcher().table();
+  const Peer& peer = ctx.session.peer();
+  if (sigs->is_string() && *sigs == "*") {
+    // Every signal this client may subscribe to; the others are named in the result.
+    for (int n = 0; n < kSignalCount; ++n) {
+      const SignalEntry* e = table.find(static_cast<SignalId>(n));
+      if (e && !acl_allows(e->acl.subscribe, peer)) {
+        excluded.push_back(n);
+      } else {
+        spec.signals.set(static_cast<std::size_t>(n));
+      }
+    }
+  } else if (sigs->is_array() && !sigs->empty()) {
+    for (const auto& v : *sigs) {
+      auto sig = signal_param(ctx.core, v, "signals");
+      if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
+      SignalId n = std::get<SignalId>(sig);
+      if (const SignalEntry* e = table.find(n); e && !acl_allows(e->acl.subscribe, peer)) {
+        return denied(ctx, "subscribe " + std::to_string(n) + " (its acl.subscribe)");
+      }
+      spec.signals.set(n);
+    }
+  } else {
+    return from(ctx, invalid("signals: expected a non-empty list of signals, or \"*\""));
+  }
+  if (auto src = params.find("sources"); src != params.end() && !src->is_null()) {
+    if (!src->is_array()) return from(ctx, invalid("sources: expected a list of kinds or ids"));
+    for (const auto& v : *src) {
+      if (!v.is_string()) return from(ctx, invalid("sources: expected strings"));
+      const auto& text = v.get_ref<const std::string&>();
+      if (auto kind = source_kind_from_string(text)) {
+        spec.kinds.push_back(*kind);
+      } else {
+        spec.ids.push_back(text);
+      }
+    }
+  }
+  if (auto a = params.find("ack"); a != params.end() && !a->is_null()) {
+    if (!a->is_boolean()) return from(ctx, invalid("ack: expected true or false"));
+    spec.ack = a->get<bool>();
+  }
+  auto r = ctx.core.hub.subscribe(ctx.session.client(), std::move(spec));
+  if (!r) return error_reply(ctx.id, r.error().code, r.error().message);
+  Json result{{"subscription", *r}};
+  if (!excluded.empty()) result["excluded"] = std::move(excluded);
+  return result_reply(ctx.id, std::move(result));
+}
+
+Json unsubscribe(Context& ctx, const Json& params) {
+  auto s = params.find("subscription");
+  if (s == params.end() || !s->is_number_unsigned()) {
+    return from(ctx, invalid("subscription: expected the id subscribe returned"));
+  }
+  auto r = ctx.core.hub.unsubscribe(ctx.session.client(), s->get<std::uint64_t>());
+  if (!r) return error_reply(ctx.id, r.error().code, r.error().message);
+  return result_reply(ctx.id, Json::object());
+}
+
+Json ack(Context& ctx, const Json& params) {
+  auto s = params.find("seq");
+  if (s == params.end() || !s->is_number_unsigned()) {
+    return from(ctx, invalid("seq: expected the event's seq"));
+  }
+  auto r = ctx.core.hub.ack(ctx.session.client(), s->get<std::uint64_t>());
+  if (!r) return error_reply(ctx.id, r.error().code, r.error().message);
+  return result_reply(ctx.id, Json::object());
+}
+
+Json wait(Context& ctx, const Json& params, const std::shared_ptr<Session>& session) {
+  std::optional<SignalId> signal;
+  if (auto s = params.find("signal"); s != params.end() && !s->is_null()) {
+    auto sig = signal_param(ctx.core, *s, "signal");
+    if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
+    signal = std::get<SignalId>(sig);
+  }
+  std::optional<std::chrono::milliseconds> timeout;
+  if (auto t = params.find("timeout"); t != params.end() && !t->is_null()) {
+    auto d = duration_param(*t, "timeout");
+    if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
+    timeout = std::get<std::chrono::milliseconds>(d);
+  }
+  if (ctx.id.is_null()) return from(ctx, invalid("wait needs an id to answer to"));
+  ctx.core.add_waiter(session, ctx.id, signal, timeout);
+  return nullptr;
+}
+
+Json register_target(Context& ctx, const Json& params, bool add) {
+  const char* method = add ? "register" : "unregister";
+  if (!ctx.session.peer().admin) return admin_only(ctx, method);
+  auto s = params.find("signal");
+  if (s == params.end()) return from(ctx, invalid("signal is required"));
+  auto sig = signal_param(ctx.core, *s, "signal");
+  if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
+  auto t = params.find("target");
+  if (t == params.end() || !t->is_string()) {
+    return from(ctx, invalid("target: subscribers, subscriber, subscriber:NAME or group:NAME"));
+  }
+  auto target = parse_target(t->get<std::string>());
+  if (!target) {
+    return from(ctx, invalid("target: subscribers, subscriber, subscriber:NAME or group:NAME"));
+  }
+  SignalId signal = std::get<SignalId>(sig);
+  auto r = add ? ctx.core.host.register_target(signal, *target)
+               : ctx.core.host.unregister_target(signal, *target);
+  if (!r) return error_reply(ctx.id, r.error().code ? r.error().code : -32602, r.error().message);
+  spdlog::info("client {} ({}): {} {} on signal {}", ctx.session.client(),
+               ctx.session.peer().user, method, to_string(*target), signal);
+  return result_reply(ctx.id, Json::object());
+}
+
+Json table(Context& ctx) {
+  const SignalTable& t = ctx.core.host.dispatcher().table();
+  const SignalStats& stats = ctx.core.host.stats();
+  Json list = Json::array();
+  for (int n = 0; n < kSignalCount; ++n) {
+    auto id = static_cast<SignalId>(n);
+    const SignalEntry* e = t.find(id);
+    const SignalCounters& c = stats[id];
+    if (!e && c.raised == 0) continue;
+    Json handlers = Json::array();
+    if (e) {
+      for (const auto& h : e->handlers) handlers.push_back(h->describe());
+    }
+    list.push_back({{"signal", n},
+                    {"name", e ? e->name : ""},
+                    {"description", e ? e->description : ""},
+                    {"in_table", e != nullptr},
+                    {"handlers", std::move(handlers)},
+                    {"raised", c.raised},
+                    {"delivered", c.delivered},
+                    {"dropped", c.dropped},
+                    {"failed", c.failed},
+                    {"unhandled", c.unhandled},
+                    {"last_raised", c.raised ? Json(format_rfc3339(c.last_raised)) : Json()}});
+  }
+  return result_reply(ctx.id, {{"signals", std::move(list)}});
+}
+
+Json status(Context& ctx) {
+  ServerCore& core = ctx.core;
+  Json clients = Json::array();
+  for (const auto& c : core.hub.clients()) {
+    clients.push_back({{"client", c.id},
+                       {"name", c.name},
+                       {"group", c.group},
+                       {"subscriptions", c.subscriptions},
+                       {"queue", c.queue},
+                       {"unacked", c.unacked},
+                       {"dropped", c.dropped}});
+  }
+  return result_reply(ctx.id, {{"version", TOCSIN_VERSION},
+                               {"pid", ::getpid()},
+                               {"uptime_s", core.host.uptime_seconds()},
+                               {"last_seq", core.host.dispatcher().last_seq()},
+                               {"config", core.host.config().file},
+                               {"socket", core.path},
+                               {"clients", core.hub.client_count()},
+                               {"children", core.host.children()},
+                               {"backlog", core.hub.backlog_size()},
+                               {"waiters", core.waiter_count()},
+                               {"clients_detail", std::move(clients)}});
+}
+
+std::string metrics_text(ServerCore& core) {
+  std::string out;
+  const SignalTable& t = core.host.dispatcher().table();
+  const SignalStats& stats = core.host.stats();
+  struct Counter {
+    const char* name;
+    const char* help;
+    std::uint64_t SignalCounters::*field;
+  };
+  static constexpr Counter kCounters[] = {
+      {"tocsin_signal_raised_total", "Events raised, per signal.", &SignalCounters::raised},
+      {"tocsin_signal_delivered_total", "Handler deliveries that succeeded, per signal.",
+       &SignalCounters::delivered},
+      {"tocsin_signal_dropped_total", "Deliveries dropped (overflow, overlap, backlog).",
+       &SignalCounters::dropped},
+      {"tocsin_signal_failed_total", "Handler deliveries that failed.", &SignalCounters::failed},
+      {"tocsin_signal_unhandled_total", "Events with no handler and no waiter.",
+       &SignalCounters::unhandled},
+  };
+  auto label = [&](int n) {
+    const SignalEntry* e = t.find(static_cast<SignalId>(n));
+    std::string l = "{signal=\"" + std::to_string(n) + "\"";
+    if (e && !e->name.empty()) l += ",name=\"" + e->name + "\"";
+    return l + "}";
+  };
+  for (const auto& c : kCounters) {
+    out += std::string("# HELP ") + c.name + " " + c.help + "\n# TYPE " + c.name + " counter\n";
+    for (int n = 0; n < kSignalCount; ++n) {
+      const SignalCounters& sc = stats[static_cast<SignalId>(n)];
+      if (!t.find(static_cast<SignalId>(n)) && sc.raised == 0) continue;
+      out += c.name + label(n) + " " + std::to_string(sc.*(c.field)) + "\n";
+    }
+  }
+  out += "# HELP tocsin_events_total Events raised since the daemon started.\n"
+         "# TYPE tocsin_events_total counter\ntocsin_events_total " +
+         std::to_string(core.host.dispatcher().last_seq()) + "\n";
+  out += "# HELP tocsin_clients Connected clients.\n# TYPE tocsin_clients gauge\ntocsin_clients " +
+         std::to_string(core.hub.client_count()) + "\n";
+  out += "# HELP tocsin_children Running exec handler processes.\n"
+         "# TYPE tocsin_children gauge\ntocsin_children " +
+         std::to_string(core.host.children()) + "\n";
+  out += "# HELP tocsin_backlog_events One-of events waiting for a subscriber.\n"
+         "# TYPE tocsin_backlog_events gauge\ntocsin_backlog_events " +
+         std::to_string(core.hub.backlog_size()) + "\n";
+  auto clients = core.hub.clients();
+  out += "# HELP tocsin_subscriber_queue_depth Events queued for a client.\n"
+         "# TYPE tocsin_subscriber_queue_depth gauge\n";
+  for (const auto& c : clients) {
+    out += "tocsin_subscriber_queue_depth{client=\"" + std::to_string(c.id) + "\",name=\"" +
+           c.name + "\"} " + std::to_string(c.queue) + "\n";
+  }
+  out += "# HELP tocsin_subscriber_unacked One-of events a client holds unacknowledged.\n"
+         "# TYPE tocsin_subscriber_unacked gauge\n";
+  for (const auto& c : clients) {
+    out += "tocsin_subscriber_unacked{client=\"" + std::to_string(c.id) + "\",name=\"" + c.name +
+           "\"} " + std::to_string(c.unacked) + "\n";
+  }
+  out += "# HELP tocsin_subscriber_dropped_total Broadcast events dropped from a client's queue.\n"
+         "# TYPE tocsin_subscriber_dropped_total counter\n";
+  for (const auto& c : clients) {
+    out += "tocsin_subscriber_dropped_total{client=\"" + std::to_string(c.id) + "\",name=\"" +
+           c.name + "\"} " + std::to_string(c.dropped) + "\n";
+  }
+  return out;
+}
+
+Json metrics(Context& ctx) { return result_reply(ctx.id, {{"text", metrics_text(ctx.core)}}); }
+
+Json reload(Context& ctx) {
+  if (!ctx.session.peer().admin) return admin_only(ctx, "reload");
+  spdlog::info("client {} ({}): reload", ctx.session.client(), ctx.session.peer().user);
+  auto r = ctx.core.host.reload();
+  if (!r) return error_reply(ctx.id, -32006, "reload failed:\n" + r.error().message);
+  return result_reply(ctx.id, Json::object());
+}
+
+Json version(Context& ctx) {
+  return result_reply(ctx.id, {{"version", TOCSIN_VERSION}, {"protocol", 1}});
+}
+
+}  // namespace tocsin::methods

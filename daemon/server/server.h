@@ -1,0 +1,87 @@
+// server.h — the Unix-socket server (SPEC §6, §7; docs/protocol.md).
+//
+// Server owns the listening socket and the sessions (one per connection). Each session reads
+// newline-delimited JSON-RPC, answers through the methods below, and writes the events the Hub
+// queues for it. The reactor never blocks on a client: reads and writes are asynchronous, a
+// client's events wait in its bounded Hub queue, and a client that sends requests without reading
+// replies is not read from until it catches up.
+//
+// What the methods need from the rest of the daemon comes through ServerHost (implemented by the
+// Daemon), so the server knows nothing of configuration files or sources.
+// Reactor thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tocsin/config.h"
+#include "tocsin/dispatcher.h"
+#include "tocsin/result.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace tocsin {
+
+class Hub;
+class ServerCore;
+
+class ServerHost {
+ public:
+  virtual ~ServerHost() = default;
+  virtual Dispatcher& dispatcher() = 0;
+  virtual const SignalStats& stats() const = 0;
+  virtual const config::Config& config() const = 0;
+  // Re-reads the configuration; the error lists every problem as file:line:column: message.
+  virtual Result<void> reload() = 0;
+  virtual Result<void> register_target(SignalId signal, const config::TargetHandler& target) = 0;
+  virtual Result<void> unregister_target(SignalId signal, const config::TargetHandler& target) = 0;
+  virtual std::size_t children() const = 0;
+  virtual double uptime_seconds() const = 0;
+};
+
+// Who is on the other end of a connection (SO_PEERCRED, SO_PEERGROUPS), resolved once at accept.
+struct Peer {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+  std::string user;                 // name of uid, or the number as text
+  std::vector<std::string> groups;  // names of gid and the supplementary groups
+  bool admin = false;               // root, or a member of socket.admin_group
+};
+
+// Whether `peer` passes an ACL list ("user", "@group"); an absent list lets everyone through.
+bool acl_allows(const std::optional<std::vector<std::string>>& list, const Peer& peer);
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, Hub& hub, ServerHost& host);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens on socket.path (replacing a stale socket file, refusing a live one), sets
+  // its mode and group, and starts accepting.
+  Result<void> start(const config::SocketSpec& socket, const config::Limits& limits);
+  // New limits after a reload (socket settings need a restart).
+  void set_limits(const config::Limits& limits);
+  // Stops accepting; every session writes what it has queued, then closes. `done` runs when the
+  // last session is closed (at once if none).
+  void stop(std::function<void()> done);
+  std::size_t sessions() const;
+  // The dispatcher's unhandled sink: hands the event to the oldest matching `wait`.
+  bool offer_unhandled(const EventPtr& event);
+  const std::string& path() const;
+
+  ServerCore& core() { return *core_; }
+
+ private:
+  std::unique_ptr<ServerCore> core_;
+};
+
+}  // namespace tocsin

@@ -1,0 +1,69 @@
+// server_core.h — the state the sessions share (internal to daemon/server/): the hub, the host,
+// the limits, the waiters of `wait`, and the set of live sessions. Reactor thread only.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <unordered_set>
+
+#include "server/hub.h"
+#include "server/server.h"
+
+namespace tocsin {
+
+class Session;
+
+class ServerCore {
+ public:
+  ServerCore(boost::asio::io_context& io, Hub& hub, ServerHost& host);
+
+  boost::asio::io_context& io;
+  Hub& hub;
+  ServerHost& host;
+  config::Limits limits;
+  std::string path;
+  config::SocketSpec socket_spec;
+
+  // `wait`: the reply goes to `session` with `id` when an unhandled event of `signal` (or any,
+  // if none) comes, or null after `timeout`.
+  void add_waiter(const std::shared_ptr<Session>& session, nlohmann::json id,
+                  std::optional<SignalId> signal, std::optional<std::chrono::milliseconds> timeout);
+  // The dispatcher's unhandled sink: gives the event to the oldest matching waiter.
+  bool offer_unhandled(const EventPtr& event);
+  void drop_waiters(const Session* session);
+  std::size_t waiter_count() const { return waiters_.size(); }
+
+  void session_opened(const std::shared_ptr<Session>& s);
+  void session_closed(Session* s);
+  std::size_t session_count() const { return sessions_.size(); }
+  std::vector<std::shared_ptr<Session>> sessions() const;
+
+  std::function<void()> on_all_closed;
+  std::function<void()> stop_accepting;  // set by Server::start; owns the acceptor
+  bool stopping = false;
+
+  // Arms the ack timer for the hub's earliest deadline.
+  void rearm_ack_timer();
+
+ private:
+  struct Waiter {
+    std::weak_ptr<Session> session;
+    const Session* owner;
+    nlohmann::json id;
+    std::optional<SignalId> signal;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  std::list<Waiter> waiters_;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+  boost::asio::steady_timer ack_timer_;
+  std::optional<std::chrono::steady_clock::time_point> ack_armed_for_;
+};
+
+}  // namespace tocsin
