@@ -1,0 +1,115 @@
+#include "fakes/line_client.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tocsin::testing {
+
+LineClient::LineClient(const std::string& socket_path) {
+  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ADD_FAILURE() << "connect " << socket_path << ": " << std::strerror(errno);
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+LineClient::LineClient(LineClient&& o) noexcept
+    : notifications(std::move(o.notifications)),
+      fd_(std::exchange(o.fd_, -1)),
+      next_id_(o.next_id_),
+      buf_(std::move(o.buf_)),
+      eof_(o.eof_) {}
+
+LineClient::~LineClient() { close(); }
+
+void LineClient::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+bool LineClient::send_raw(std::string_view bytes) {
+  while (!bytes.empty() && fd_ >= 0) {
+    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return fd_ >= 0;
+}
+
+void LineClient::send(const Json& message) {
+  if (!send_raw(message.dump() + "\n")) ADD_FAILURE() << "send: " << std::strerror(errno);
+}
+
+std::optional<std::string> LineClient::read_line(Deadline deadline) {
+  while (true) {
+    auto nl = buf_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buf_.substr(0, nl);
+      buf_.erase(0, nl + 1);
+      return line;
+    }
+    if (eof_ || fd_ < 0) return std::nullopt;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() < 0) return std::nullopt;
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    char chunk[65536];
+    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      eof_ = true;
+      continue;
+    }
+    buf_.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+std::optional<nlohmann::json> LineClient::read(Deadline deadline) {
+  auto line = read_line(deadline);
+  if (!line) return std::nullopt;
+  auto j = Json::parse(*line, nullptr, false);
+  if (j.is_discarded()) {
+    ADD_FAILURE() << "the daemon sent a line that is not JSON: " << *line;
+    return std::nullopt;
+  }
+  return j;
+}
+
+nlohmann::json LineClient::call(const std::string& method, const Json& params,
+                                std::chrono::milliseconds within) {
+  long id = next_id_++;
+  send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}});
+  auto deadline = deadline_in(within);
+  while (auto j = read(deadline)) {
+    if (j->is_object() && j->contains("id") && (*j)["id"] == id) return *j;
+    notifications.push_back(std::move(*j));
+  }
+  ADD_FAILURE() << "no reply to " << method << " within " << within.count() << "ms"
+                << (eof_ ? " (connection closed)" : "");
+  return nullptr;
+}
+
+std::optional<nlohmann::json> LineClient::next_notification(Deadline deadline) {
+  if (!notifications.empty()) {
+    Json j = std::move(notifications.front());
+    notifications.pop_front();
+    return j;
+  }
+  return read(deadline);
+}
+
+}  // namespace tocsin::testing

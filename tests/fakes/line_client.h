@@ -1,0 +1,52 @@
+// LineClient — a raw client of tocsind's socket for protocol tests: it sends exactly the bytes
+// it is given and reads line by line with deadlines, so malformed input can be sent and every
+// reply checked as it is. (Well-formed use goes through tocsin::Client.)
+#pragma once
+
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "fakes/daemon_process.h"
+
+namespace tocsin::testing {
+
+class LineClient {
+ public:
+  using Json = nlohmann::json;
+  explicit LineClient(const std::string& socket_path);
+  ~LineClient();
+  LineClient(LineClient&& o) noexcept;
+  LineClient(const LineClient&) = delete;
+  LineClient& operator=(const LineClient&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  // Sends everything; false (without failing the test) when the daemon closed the connection
+  // first, which some tests expect.
+  bool send_raw(std::string_view bytes);
+  void send(const Json& message);  // one line
+  // The next line; nullopt at the deadline or at EOF (eof() tells which).
+  std::optional<std::string> read_line(Deadline deadline);
+  std::optional<Json> read(Deadline deadline);
+  bool eof() const { return eof_; }
+  // Sends a request and reads until its reply; notifications read meanwhile go to
+  // `notifications`. Fails the test and returns null at the deadline.
+  Json call(const std::string& method, const Json& params = Json::object(),
+            std::chrono::milliseconds within = kWait);
+  // The next notification with this method (from `notifications` first), or nullopt.
+  std::optional<Json> next_notification(Deadline deadline);
+  void close();
+
+  std::deque<Json> notifications;
+
+ private:
+  int fd_ = -1;
+  long next_id_ = 1000;
+  std::string buf_;
+  bool eof_ = false;
+};
+
+}  // namespace tocsin::testing
