@@ -244,6 +244,29 @@ TEST_F(ProtocolTest, UnackedEventsOfASubscriberKilledWithSigkillAreRedeliveredEx
   for (const auto& c : status["clients_detail"]) EXPECT_EQ(c["unacked"], 0) << status.dump();
 }
 
+TEST_F(ProtocolTest, AMissedAckDeadlineRedeliversToAnotherSubscriber) {
+  dir.write("short-ack.yaml", R"Y(
+limits: {ack_timeout: 200ms}
+signals:
+  26: {name: jobs, handlers: [{target: subscriber}]}
+)Y");
+  DaemonProcess d({"--config", dir.file("short-ack.yaml"), "--socket", dir.file("b.sock")});
+  d.expect_ready();
+  LineClient lazy(dir.file("b.sock"));
+  lazy.call("subscribe", {{"signals", {26}}, {"ack", true}});
+  LineClient raiser(dir.file("b.sock"));
+  std::uint64_t s = raiser.call("raise", {{"signal", 26}})["result"]["seq"];
+  EXPECT_EQ(params_of(lazy.next_notification(deadline_in(kWait)))["seq"], s);
+  LineClient diligent(dir.file("b.sock"));
+  diligent.call("subscribe", {{"signals", {26}}, {"ack", true}});
+  auto ev = params_of(diligent.next_notification(deadline_in(kWait)));  // after 200ms
+  EXPECT_EQ(ev["seq"], s);
+  EXPECT_EQ(ev["redelivered"], true);
+  EXPECT_EQ(diligent.call("ack", {{"seq", s}})["result"], Json::object());
+  EXPECT_EQ(lazy.call("ack", {{"seq", s}})["error"]["code"], -32005);
+  d.expect_line("did not ack within 200ms");
+}
+
 TEST_F(ProtocolTest, OneOfWaitsInTheBacklogUntilACandidateComes) {
   LineClient raiser = connect();
   std::uint64_t s1 = raiser.call("raise", {{"signal", "named"}, {"payload", "for alice"}})["result"]["seq"];
