@@ -102,6 +102,7 @@ class Hub {
   std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
   // Redelivers every one-of event whose ack deadline is at or before `now`.
   void expire(std::chrono::steady_clock::time_point now);
+  void expire_due() { expire(clock_.steady_now()); }
   // Called when the earliest ack deadline may have moved earlier (to re-arm a timer).
   void set_deadline_changed(std::function<void()> fn) { deadline_changed_ = std::move(fn); }
 

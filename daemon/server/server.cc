@@ -177,7 +177,7 @@ void ServerCore::rearm_ack_timer() {
   ack_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     ack_armed_for_.reset();
-    hub.expire(std::chrono::steady_clock::now());
+    hub.expire_due();
     rearm_ack_timer();
   });
 }
