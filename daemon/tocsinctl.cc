@@ -1,16 +1,341 @@
-// tocsinctl — the command-line client. This version has the commands that need no running daemon;
-// the socket commands (raise, subscribe, wait, table, status, metrics, reload) come with the
-// socket protocol.
-//   exit 0: ok; 1: the configuration has errors; 2: bad command line
+// tocsinctl — the command-line client of tocsind (SPEC §8, docs/tocsinctl.md), over the C++
+// client (include/tocsin/client.h) and the socket protocol (docs/protocol.md).
+//
+//   tocsinctl [--socket PATH] [--json] COMMAND ...
+//     raise SIGNAL [PAYLOAD]                         prints the event's seq
+//     subscribe SIGNAL... [--ack] [--source S]... [--count N]
+//                                                    prints events until Ctrl-C or N events
+//     wait [SIGNAL] [--timeout T]                    prints the next unhandled event
+//     table | status | metrics | reload
+//     check CONFIG                                   validates a configuration file (no daemon)
+//
+// Output: on a terminal, human-readable (aligned tables, one line per event); with --json or when
+// stdout is not a terminal, one JSON object per line (the raw result, or an event's params).
+// `metrics` prints the Prometheus text as is unless --json is given.
+//
+// Exit codes:
+//   0  ok
+//   1  the daemon answered with an error (printed on stderr with its code); for `check`, the
+//      configuration has errors; for `reload`, the reload failed (its errors on stderr)
+//   2  bad command line
+//   3  cannot connect to the daemon, or a transport error (connection lost, no reply in time)
+//   4  `wait` timed out
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "daemon.h"
+#include "tocsin/client.h"
+#include "tocsin/config.h"
+
+namespace {
+
+using Json = nlohmann::json;
+using tocsin::Client;
+
+constexpr int kExitOk = 0;
+constexpr int kExitDaemonError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitTransport = 3;
+constexpr int kExitTimeout = 4;
+
+constexpr const char* kDefaultSocket = "/run/tocsin/tocsin.sock";
+
+// A signal on the command line: all digits is a number, anything else a name.
+Json signal_arg(const std::string& s) {
+  bool digits = !s.empty() && s.size() <= 9 &&
+                std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (digits) return std::stoll(s);
+  return s;
+}
+
+// Prints an error from the client and returns the exit code it maps to.
+int fail(const std::string& what, const tocsin::Error& e) {
+  if (e.code == 0) {
+    std::cerr << "tocsinctl: " << what << ": " << e.message << "\n";
+    return kExitTransport;
+  }
+  std::cerr << "tocsinctl: " << what << ": " << e.message << " (code " << e.code << ")\n";
+  return kExitDaemonError;
+}
+
+std::string str(const Json& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
+  return v.dump();
+}
+
+// A payload as text on one line: as is when it is printable, else as a JSON string.
+std::string payload_text(const Json& p) {
+  if (!p.is_string()) return p.is_null() ? "" : p.dump();
+  const auto& s = p.get_ref<const std::string&>();
+  bool plain = std::none_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  return plain ? s : p.dump();
+}
+
+// `seq signal(name) source time payload`
+std::string event_line(const Json& ev) {
+  std::string line = str(ev.value("seq", Json())) + " " + str(ev.value("signal", Json()));
+  if (auto name = ev.value("name", Json()); name.is_string() && !name.get<std::string>().empty()) {
+    line += "(" + name.get<std::string>() + ")";
+  }
+  Json source = ev.value("source", Json());
+  std::string src = "-";
+  if (source.is_object()) {
+    src = str(source.value("kind", Json()));
+    if (auto id = source.value("id", Json()); !id.is_null()) src += ":" + str(id);
+  } else if (!source.is_null()) {
+    src = str(source);
+  }
+  line += " " + src + " " + str(ev.value("time", Json()));
+  std::string payload = payload_text(ev.value("payload", Json()));
+  if (!payload.empty()) line += " " + payload;
+  if (ev.value("redelivered", false)) line += " [redelivered]";
+  return line;
+}
+
+// Columns left-aligned, two spaces apart.
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+struct Options {
+  std::string socket = kDefaultSocket;
+  bool json = false;   // --json given
+  bool human = false;  // stdout is a terminal and no --json
+};
+
+void print_json(const Json& j) { std::cout << j.dump() << std::endl; }
+
+int cmd_raise(Client& c, const Options& o, const std::string& signal, const std::string& payload) {
+  Json params = {{"signal", signal_arg(signal)}};
+  if (!payload.empty()) params["payload"] = payload;
+  auto r = c.call("raise", std::move(params));
+  if (!r) return fail("raise", r.error());
+  if (o.human) {
+    std::cout << str(r->value("seq", Json())) << "\n";
+  } else {
+    print_json(*r);
+  }
+  return kExitOk;
+}
+
+int cmd_subscribe(Client& c, const Options& o, const std::vector<std::string>& signals, bool ack,
+                  const std::vector<std::string>& sources, std::int64_t count) {
+  Json params = Json::object();
+  if (signals.size() == 1 && signals[0] == "*") {
+    params["signals"] = "*";
+  } else {
+    params["signals"] = Json::array();
+    for (const auto& s : signals) params["signals"].push_back(signal_arg(s));
+  }
+  if (!sources.empty()) params["sources"] = sources;
+  if (ack) params["ack"] = true;
+  auto r = c.call("subscribe", std::move(params));
+  if (!r) return fail("subscribe", r.error());
+
+  std::int64_t seen = 0;
+  while (count <= 0 || seen < count) {
+    auto n = c.next_notification(std::chrono::hours(1));
+    if (!n) {
+      if (c.connected()) continue;
+      std::cerr << "tocsinctl: subscribe: connection closed by tocsind\n";
+      return kExitTransport;
+    }
+    std::string method = n->value("method", "");
+    Json p = n->value("params", Json::object());
+    if (method == "overflow") {
+      std::cerr << "tocsinctl: overflow: " << str(p.value("dropped", Json()))
+                << " event(s) dropped, seq " << str(p.value("first_seq", Json())) << ".."
+                << str(p.value("last_seq", Json())) << "\n";
+      if (!o.human) print_json(Json{{"overflow", p}});
+      continue;
+    }
+    if (method != "signal") continue;
+    if (o.human) {
+      std::cout << event_line(p) << std::endl;
+    } else {
+      print_json(p);
+    }
+    ++seen;
+    if (ack && p.value("ack", false)) {
+      auto a = c.ack(p.value("seq", std::uint64_t{0}));
+      if (!a) {
+        int rc = fail("ack " + str(p.value("seq", Json())), a.error());
+        if (rc == kExitTransport) return rc;
+      }
+    }
+  }
+  return kExitOk;
+}
+
+int cmd_wait(Client& c, const Options& o, const std::string& signal, const std::string& timeout) {
+  Json params = Json::object();
+  if (!signal.empty()) params["signal"] = signal_arg(signal);
+  Client::Millis client_timeout = Client::Millis::max();  // no --timeout: as long as it takes
+  if (!timeout.empty()) {
+    params["timeout"] = timeout;  // the daemon parses it; locally only for our own deadline
+    if (auto d = tocsin::config::parse_duration(timeout, nullptr)) {
+      client_timeout = *d + Client::kDefaultTimeout;
+    }
+  }
+  auto r = c.call("wait", std::move(params), client_timeout);
+  if (!r) return fail("wait", r.error());
+  if (r->is_null()) {
+    std::cerr << "tocsinctl: wait: timed out\n";
+    return kExitTimeout;
+  }
+  if (o.human) {
+    std::cout << event_line(*r) << "\n";
+  } else {
+    print_json(*r);
+  }
+  return kExitOk;
+}
+
+int cmd_table(Client& c, const Options& o) {
+  auto r = c.call("table");
+  if (!r) return fail("table", r.error());
+  if (!o.human) {
+    print_json(*r);
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows{{"SIGNAL", "NAME", "RAISED", "DELIVERED", "DROPPED",
+                                              "FAILED", "UNHANDLED", "LAST RAISED", "HANDLERS"}};
+  for (const auto& s : r->value("signals", Json::array())) {
+    std::string handlers;
+    for (const auto& h : s.value("handlers", Json::array())) {
+      handlers += (handlers.empty() ? "" : ", ") + str(h);
+    }
+    rows.push_back({str(s.value("signal", Json())), str(s.value("name", Json())),
+                    str(s.value("raised", Json())), str(s.value("delivered", Json())),
+                    str(s.value("dropped", Json())), str(s.value("failed", Json())),
+                    str(s.value("unhandled", Json())), str(s.value("last_raised", Json())),
+                    handlers.empty() ? "-" : handlers});
+  }
+  print_table(rows);
+  return kExitOk;
+}
+
+int cmd_status(Client& c, const Options& o) {
+  auto r = c.call("status");
+  if (!r) return fail("status", r.error());
+  if (!o.human) {
+    print_json(*r);
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> kv;
+  for (const auto& [key, value] : r->items()) {
+    if (key == "clients_detail") continue;
+    kv.push_back({key + ":", str(value)});
+  }
+  print_table(kv);
+  auto detail = r->value("clients_detail", Json::array());
+  if (!detail.empty()) {
+    std::cout << "\n";
+    std::vector<std::vector<std::string>> rows{
+        {"CLIENT", "NAME", "GROUP", "UID", "PID", "SUBSCRIPTIONS", "QUEUE", "UNACKED"}};
+    for (const auto& cl : detail) {
+      rows.push_back({str(cl.value("client", Json())), str(cl.value("name", Json())),
+                      str(cl.value("group", Json())), str(cl.value("uid", Json())),
+                      str(cl.value("pid", Json())), str(cl.value("subscriptions", Json())),
+                      str(cl.value("queue", Json())), str(cl.value("unacked", Json()))});
+    }
+    print_table(rows);
+  }
+  return kExitOk;
+}
+
+int cmd_metrics(Client& c, const Options& o) {
+  auto r = c.call("metrics");
+  if (!r) return fail("metrics", r.error());
+  if (o.json) {
+    print_json(*r);
+  } else {
+    std::cout << r->value("text", "");
+  }
+  return kExitOk;
+}
+
+int cmd_reload(Client& c, const Options& o) {
+  auto r = c.call("reload", Json::object(), std::chrono::minutes(5));
+  if (!r) {
+    if (r.error().code == 0) return fail("reload", r.error());
+    std::cerr << "tocsinctl: reload failed (code " << r.error().code << "):\n"
+              << r.error().message << "\n";
+    return kExitDaemonError;
+  }
+  if (o.human) {
+    std::cout << "reloaded\n";
+  } else {
+    print_json(*r);
+  }
+  return kExitOk;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tocsinctl: drive and inspect tocsind"};
   app.require_subcommand(1);
+  app.fallthrough();  // --socket and --json are accepted after the command too
   app.set_version_flag("--version", std::string("tocsinctl ") + TOCSIN_VERSION);
+
+  Options o;
+  app.add_option("--socket", o.socket, "the daemon's Unix socket")
+      ->envname("TOCSIN_SOCKET")
+      ->capture_default_str();
+  app.add_flag("--json", o.json, "print one JSON object per line");
+
+  std::string raise_signal, raise_payload;
+  auto* raise = app.add_subcommand("raise", "raise a signal; prints the event's seq");
+  raise->add_option("SIGNAL", raise_signal, "signal number or name")->required();
+  raise->add_option("PAYLOAD", raise_payload, "the event's payload (a string)");
+
+  std::vector<std::string> sub_signals, sub_sources;
+  bool sub_ack = false;
+  std::int64_t sub_count = 0;
+  auto* subscribe = app.add_subcommand("subscribe", "print events until Ctrl-C or --count");
+  subscribe->add_option("SIGNAL", sub_signals, "signal numbers or names, or '*' for all")
+      ->required();
+  subscribe->add_flag("--ack", sub_ack, "take one-of deliveries and acknowledge each event");
+  subscribe->add_option("--source", sub_sources, "only events from this source kind or id")
+      ->allow_extra_args(false);
+  subscribe->add_option("--count", sub_count, "stop after N events")
+      ->check(CLI::PositiveNumber);
+
+  std::string wait_signal, wait_timeout;
+  auto* wait = app.add_subcommand("wait", "print the next unhandled event; exit 4 on timeout");
+  wait->add_option("SIGNAL", wait_signal, "signal number or name (default: any)");
+  wait->add_option("--timeout", wait_timeout, "give up after this long (\"250ms\", \"2s\")");
+
+  auto* table = app.add_subcommand("table", "the signal table with its counters");
+  auto* status = app.add_subcommand("status", "the daemon's state and its clients");
+  auto* metrics = app.add_subcommand("metrics", "Prometheus metrics (text)");
+  auto* reload = app.add_subcommand("reload", "re-read the configuration; waits for the outcome");
 
   std::string config_path;
   auto* check = app.add_subcommand("check", "validate a configuration file (as tocsind --check)");
@@ -20,7 +345,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    return rc == 0 ? 0 : kExitUsage;
   }
 
   if (*check) {
@@ -32,5 +357,27 @@ int main(int argc, char** argv) {
     std::cout << config_path << ": ok\n";
     return 0;
   }
-  return 2;
+  if (*wait && !wait_timeout.empty()) {
+    std::string why;
+    if (!tocsin::config::parse_duration(wait_timeout, &why)) {
+      std::cerr << "tocsinctl: wait: --timeout " << wait_timeout << ": " << why << "\n";
+      return kExitUsage;
+    }
+  }
+
+  o.human = !o.json && ::isatty(STDOUT_FILENO);
+  auto client = Client::connect(o.socket);
+  if (!client) {
+    std::cerr << "tocsinctl: " << client.error().message << "\n";
+    return kExitTransport;
+  }
+  Client& c = *client;
+  if (*raise) return cmd_raise(c, o, raise_signal, raise_payload);
+  if (*subscribe) return cmd_subscribe(c, o, sub_signals, sub_ack, sub_sources, sub_count);
+  if (*wait) return cmd_wait(c, o, wait_signal, wait_timeout);
+  if (*table) return cmd_table(c, o);
+  if (*status) return cmd_status(c, o);
+  if (*metrics) return cmd_metrics(c, o);
+  if (*reload) return cmd_reload(c, o);
+  return kExitUsage;
 }

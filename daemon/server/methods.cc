@@ -284,19 +284,29 @@ Json table(Context& ctx) {
 
 Json status(Context& ctx) {
   ServerCore& core = ctx.core;
+  std::unordered_map<ClientId, const Peer*> peers;
+  auto sessions = core.sessions();
+  for (const auto& s : sessions) peers[s->client()] = &s->peer();
   Json clients = Json::array();
   for (const auto& c : core.hub.clients()) {
-    clients.push_back({{"client", c.id},
-                       {"name", c.name},
-                       {"group", c.group},
-                       {"subscriptions", c.subscriptions},
-                       {"queue", c.queue},
-                       {"unacked", c.unacked},
-                       {"dropped", c.dropped}});
+    Json entry{{"client", c.id},
+               {"name", c.name},
+               {"group", c.group},
+               {"subscriptions", c.subscriptions},
+               {"queue", c.queue},
+               {"unacked", c.unacked},
+               {"dropped", c.dropped}};
+    if (auto it = peers.find(c.id); it != peers.end()) {
+      entry["uid"] = it->second->uid;
+      entry["pid"] = it->second->pid;
+      entry["user"] = it->second->user;
+    }
+    clients.push_back(std::move(entry));
   }
+  auto uptime_ms = static_cast<std::int64_t>(core.host.uptime_seconds() * 1000);
   return result_reply(ctx.id, {{"version", TOCSIN_VERSION},
                                {"pid", ::getpid()},
-                               {"uptime_s", core.host.uptime_seconds()},
+                               {"uptime_ms", uptime_ms},
                                {"last_seq", core.host.dispatcher().last_seq()},
                                {"config", core.host.config().file},
                                {"socket", core.path},
