@@ -7,8 +7,11 @@
 #include "dispatch/table_builder.h"
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "server/hub.h"
 #include "server/server.h"
+#include "sources/timers.h"
 #include "log/log.h"
 #include "os/process.h"
 #include "sources/posix_source.h"
@@ -39,8 +42,11 @@ std::vector<config::ConfigError> check_supported(const config::Config& config) {
       }
     }
   }
-  for (const auto& t : config.timers) refuse(t.where, "timers (timer `" + t.id + "`)");
-  for (const auto& t : config.rb_timers) refuse(t.where, "rb_timers (rb_timer `" + t.id + "`)");
+  for (const auto* list : {&config.timers, &config.rb_timers}) {
+    for (const auto& t : *list) {
+      if (t.cluster) refuse(t.where, "`cluster: true` (timer `" + t.id + "`, needs the Postgres plugin)");
+    }
+  }
   for (const auto& f : config.file_monitors) {
     refuse(f.where, "file_monitors (file monitor `" + f.id + "`)");
   }
@@ -59,6 +65,7 @@ class Daemon::Impl final : public ServerHost {
         supervisor_(io_),
         posix_(io_, dispatcher_,
                {.reload = [this] { (void)reload(); }, .stop = [this](int) { request_stop(); }}),
+        timers_(io_, dispatcher_, *clock_),
         server_(io_, hub_, *this),
         stop_timer_(io_),
         started_(clock_->steady_now()) {}
@@ -79,10 +86,13 @@ class Daemon::Impl final : public ServerHost {
     dispatcher_.set_unhandled_sink(
         [this](const EventPtr& event) { return server_.offer_unhandled(event); });
     if (auto r = server_.start(config.socket, config.limits); !r) return r;
+    if (auto r = timers_.apply_config(config.timers, config.rb_timers); !r) return r;
     config_ = std::move(config);
-    spdlog::info("tocsind {} ready: config {}, socket {}, {} signals, {} posix signal mappings",
-                 TOCSIN_VERSION, config_.file, server_.path(), dispatcher_.table().size(),
-                 config_.posix_signals.size());
+    spdlog::info(
+        "tocsind {} ready: config {}, socket {}, {} signals, {} posix signal mappings, {} timers, "
+        "{} rb_timers",
+        TOCSIN_VERSION, config_.file, server_.path(), dispatcher_.table().size(),
+        config_.posix_signals.size(), timers_.timer_count(), timers_.rb_timer_count());
     return ok();
   }
 
@@ -97,6 +107,7 @@ class Daemon::Impl final : public ServerHost {
     spdlog::info("stopping: {} client(s), {} child process(es)", server_.sessions(),
                  supervisor_.live());
     posix_.stop();
+    timers_.stop();
     // Removing the handlers drops exec queues (logged, counted) and lets no new child start;
     // every child's process group is killed and reaped through the reactor; every client gets
     // what is queued for it. All of it within kStopGrace.
@@ -150,14 +161,20 @@ class Daemon::Impl final : public ServerHost {
         next.socket.group != config_.socket.group) {
       spdlog::warn("reload: socket settings changed; they take effect at the next start");
     }
+    if (auto r = timers_.apply_config(next.timers, next.rb_timers); !r) {
+      spdlog::error("reload failed: {}; the running configuration stays in force",
+                    r.error().message);
+      return r;
+    }
     dispatcher_.set_table(std::move(table.value()));
     hub_.set_limits(hub_limits(next.limits));
     server_.set_limits(next.limits);
     logging::set_level(next.log_level);
     next.socket = config_.socket;  // what is in force
     config_ = std::move(next);
-    spdlog::info("reloaded: config {}, {} signals, {} posix signal mappings", config_.file,
-                 dispatcher_.table().size(), config_.posix_signals.size());
+    spdlog::info("reloaded: config {}, {} signals, {} posix signal mappings, {} timers, {} rb_timers",
+                 config_.file, dispatcher_.table().size(), config_.posix_signals.size(),
+                 timers_.timer_count(), timers_.rb_timer_count());
     return ok();
   }
 
@@ -168,6 +185,48 @@ class Daemon::Impl final : public ServerHost {
   std::size_t children() const override { return supervisor_.live(); }
   double uptime_seconds() const override {
     return std::chrono::duration<double>(clock_->steady_now() - started_).count();
+  }
+
+  Result<std::string> add_timer(config::TimerSpec spec, SourceKind kind) override {
+    if (spec.id.empty()) {
+      do {
+        spec.id = std::string(to_string(kind)) + ":" + std::to_string(++generated_ids_);
+      } while (timers_.contains(spec.id));
+    }
+    if (timers_.timer_count() + timers_.rb_timer_count() >= config_.limits.sources) {
+      return Error{"limits.sources (" + std::to_string(config_.limits.sources) + ") reached",
+                   -32002};
+    }
+    if (auto r = timers_.add(spec, kind, /*from_config=*/false); !r) return r.error();
+    return spec.id;
+  }
+
+  Result<void> remove_source(const std::string& id) override {
+    if (timers_.remove(id)) {
+      spdlog::info("source {} removed", id);
+      return ok();
+    }
+    return Error{"no source with id \"" + id + "\"", -32005};
+  }
+
+  std::string sources_json(std::size_t limit) const override {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& t : timers_.list(limit)) {
+      list.push_back({{"id", t.id},
+                      {"kind", to_string(t.kind)},
+                      {"signal", t.signal},
+                      {"every_ms", t.every_ms},
+                      {"clock", to_string(t.clock)},
+                      {"iterations", t.iterations},
+                      {"fired", t.fired},
+                      {"overruns", t.overruns},
+                      {"next_in_ms", (t.next_ns - clock_->now_ns(t.clock)) / 1000000},
+                      {"from_config", t.from_config}});
+    }
+    return nlohmann::json{{"timers", timers_.timer_count()},
+                          {"rb_timers", timers_.rb_timer_count()},
+                          {"list", std::move(list)}}
+        .dump();
   }
 
   Result<void> register_target(SignalId signal, const config::TargetHandler& target) override {
@@ -243,12 +302,14 @@ class Daemon::Impl final : public ServerHost {
   Hub hub_;
   os::ProcessSupervisor supervisor_;
   PosixSignalSource posix_;
+  TimerSources timers_;
   Server server_;
   asio::steady_timer stop_timer_;
   std::chrono::steady_clock::time_point started_;
   config::Config config_;
   std::vector<std::pair<SignalId, config::TargetHandler>> runtime_targets_;
   bool stopping_ = false;
+  std::uint64_t generated_ids_ = 0;
   int pending_stop_parts_ = 0;
   int exit_code_ = 0;
 };

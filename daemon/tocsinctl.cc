@@ -7,6 +7,9 @@
 //                                                    prints events until Ctrl-C or N events
 //     wait [SIGNAL] [--timeout T]                    prints the next unhandled event
 //     table | status | metrics | reload
+//     add-timer SIGNAL EVERY [--after T] [--clock C] [--iterations N] [--id ID] [--rb]
+//     add-rb-timer SIGNAL EVERY [...]                 prints the new source's id
+//     remove ID                                       removes a source
 //     check CONFIG                                   validates a configuration file (no daemon)
 //
 // Output: on a terminal, human-readable (aligned tables, one line per event); with --json or when
@@ -296,6 +299,36 @@ int cmd_reload(Client& c, const Options& o) {
   return kExitOk;
 }
 
+struct TimerArgs {
+  std::string signal, every, after, clock, id;
+  std::uint64_t iterations = 0;
+  bool rb = false;
+};
+
+int cmd_add_timer(Client& c, const Options& o, const TimerArgs& a) {
+  Json params{{"signal", signal_arg(a.signal)}, {"every", a.every}};
+  if (!a.after.empty()) params["after"] = a.after;
+  if (!a.clock.empty()) params["clock"] = a.clock;
+  if (!a.id.empty()) params["id"] = a.id;
+  if (a.iterations) params["iterations"] = a.iterations;
+  const char* method = a.rb ? "add_rb_timer" : "add_timer";
+  auto r = c.call(method, params);
+  if (!r) return fail(method, r.error());
+  if (o.human) {
+    std::cout << r->value("id", "") << "\n";
+  } else {
+    print_json(*r);
+  }
+  return kExitOk;
+}
+
+int cmd_remove(Client& c, const Options& o, const std::string& id) {
+  auto r = c.call("remove_source", {{"id", id}});
+  if (!r) return fail("remove_source", r.error());
+  if (!o.human) print_json(*r);
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -336,6 +369,24 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "the daemon's state and its clients");
   auto* metrics = app.add_subcommand("metrics", "Prometheus metrics (text)");
   auto* reload = app.add_subcommand("reload", "re-read the configuration; waits for the outcome");
+
+  TimerArgs timer_args;
+  auto add_timer_options = [&](CLI::App* cmd) {
+    cmd->add_option("SIGNAL", timer_args.signal, "signal number or name")->required();
+    cmd->add_option("EVERY", timer_args.every, "period (\"10ms\", \"2s\", \"5m\")")->required();
+    cmd->add_option("--after", timer_args.after, "first expiry (default: EVERY)");
+    cmd->add_option("--clock", timer_args.clock, "monotonic (default), boottime or realtime");
+    cmd->add_option("--iterations", timer_args.iterations, "fire this many times (0 = forever)");
+    cmd->add_option("--id", timer_args.id, "the source's id (default: generated)");
+  };
+  auto* add_timer = app.add_subcommand("add-timer", "add a kernel timer; prints its id");
+  add_timer_options(add_timer);
+  add_timer->add_flag("--rb", timer_args.rb, "an rb_timer instead (same as add-rb-timer)");
+  auto* add_rb_timer = app.add_subcommand("add-rb-timer", "add a user-space timer; prints its id");
+  add_timer_options(add_rb_timer);
+  std::string remove_id;
+  auto* remove = app.add_subcommand("remove", "remove a source (timer, rb_timer) by id");
+  remove->add_option("ID", remove_id, "the source's id")->required();
 
   std::string config_path;
   auto* check = app.add_subcommand("check", "validate a configuration file (as tocsind --check)");
@@ -379,5 +430,8 @@ int main(int argc, char** argv) {
   if (*status) return cmd_status(c, o);
   if (*metrics) return cmd_metrics(c, o);
   if (*reload) return cmd_reload(c, o);
+  if (*add_rb_timer) timer_args.rb = true;
+  if (*add_timer || *add_rb_timer) return cmd_add_timer(c, o, timer_args);
+  if (*remove) return cmd_remove(c, o, remove_id);
   return kExitUsage;
 }

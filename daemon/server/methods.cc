@@ -254,6 +254,67 @@ Json register_target(Context& ctx, const Json& params, bool add) {
   return result_reply(ctx.id, Json::object());
 }
 
+Json add_timer(Context& ctx, const Json& params, SourceKind kind) {
+  const char* method = kind == SourceKind::timer ? "add_timer" : "add_rb_timer";
+  if (!ctx.session.peer().admin) return admin_only(ctx, method);
+  config::TimerSpec spec;
+  if (auto id = params.find("id"); id != params.end() && !id->is_null()) {
+    if (!id->is_string() || id->get_ref<const std::string&>().empty()) {
+      return from(ctx, invalid("id: expected a non-empty string"));
+    }
+    spec.id = id->get<std::string>();
+    for (char c : spec.id) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '_' || c == ':' || c == '-';
+      if (!ok) return from(ctx, invalid("id: letters, digits and . _ : - only"));
+    }
+  }
+  auto s = params.find("signal");
+  if (s == params.end()) return from(ctx, invalid("signal is required"));
+  auto sig = signal_param(ctx.core, *s, "signal");
+  if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
+  spec.signal = std::get<SignalId>(sig);
+  auto every = params.find("every");
+  if (every == params.end()) return from(ctx, invalid("every is required"));
+  auto d = duration_param(*every, "every");
+  if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
+  spec.every = std::get<std::chrono::milliseconds>(d);
+  if (spec.every.count() < 1) return from(ctx, invalid("every: at least 1ms"));
+  if (auto a = params.find("after"); a != params.end() && !a->is_null()) {
+    auto after = duration_param(*a, "after");
+    if (auto* e = std::get_if<ParamError>(&after)) return from(ctx, *e);
+    spec.after = std::get<std::chrono::milliseconds>(after);
+  }
+  if (auto c = params.find("clock"); c != params.end() && !c->is_null()) {
+    std::string clock = c->is_string() ? c->get<std::string>() : "";
+    if (clock == "monotonic") {
+      spec.clock = config::ClockKind::monotonic;
+    } else if (clock == "boottime") {
+      spec.clock = config::ClockKind::boottime;
+    } else if (clock == "realtime") {
+      spec.clock = config::ClockKind::realtime;
+    } else {
+      return from(ctx, invalid("clock: monotonic, boottime or realtime"));
+    }
+  }
+  if (auto it = params.find("iterations"); it != params.end() && !it->is_null()) {
+    if (!it->is_number_unsigned()) return from(ctx, invalid("iterations: a count, 0 = forever"));
+    spec.iterations = it->get<std::uint64_t>();
+  }
+  auto r = ctx.core.host.add_timer(std::move(spec), kind);
+  if (!r) return error_reply(ctx.id, r.error().code ? r.error().code : -32603, r.error().message);
+  return result_reply(ctx.id, {{"id", *r}});
+}
+
+Json remove_source(Context& ctx, const Json& params) {
+  if (!ctx.session.peer().admin) return admin_only(ctx, "remove_source");
+  auto id = params.find("id");
+  if (id == params.end() || !id->is_string()) return from(ctx, invalid("id: the source's id"));
+  auto r = ctx.core.host.remove_source(id->get<std::string>());
+  if (!r) return error_reply(ctx.id, r.error().code ? r.error().code : -32603, r.error().message);
+  return result_reply(ctx.id, Json::object());
+}
+
 Json table(Context& ctx) {
   const SignalTable& t = ctx.core.host.dispatcher().table();
   const SignalStats& stats = ctx.core.host.stats();
@@ -314,6 +375,7 @@ Json status(Context& ctx) {
                                {"children", core.host.children()},
                                {"backlog", core.hub.backlog_size()},
                                {"waiters", core.waiter_count()},
+                               {"sources", Json::parse(core.host.sources_json(100))},
                                {"clients_detail", std::move(clients)}});
 }
 

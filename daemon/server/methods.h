@@ -5,6 +5,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "tocsin/signal.h"
+
 namespace tocsin {
 class ServerCore;
 class Session;
@@ -31,6 +33,9 @@ Json ack(Context& ctx, const Json& params);
 // Returns null when the reply is deferred (the waiter answers later).
 Json wait(Context& ctx, const Json& params, const std::shared_ptr<Session>& session);
 Json register_target(Context& ctx, const Json& params, bool add);
+// add_timer / add_rb_timer (kind timer or rb_timer).
+Json add_timer(Context& ctx, const Json& params, SourceKind kind);
+Json remove_source(Context& ctx, const Json& params);
 Json table(Context& ctx);
 Json status(Context& ctx);
 Json metrics(Context& ctx);

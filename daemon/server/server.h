@@ -43,6 +43,12 @@ class ServerHost {
   virtual Result<void> unregister_target(SignalId signal, const config::TargetHandler& target) = 0;
   virtual std::size_t children() const = 0;
   virtual double uptime_seconds() const = 0;
+  // Run-time sources (add_timer, add_rb_timer, remove_source). `spec.id` may be empty: the host
+  // generates one. Returns the id.
+  virtual Result<std::string> add_timer(config::TimerSpec spec, SourceKind kind) = 0;
+  virtual Result<void> remove_source(const std::string& id) = 0;
+  // For status: counts and up to `limit` sources with their state, as JSON text.
+  virtual std::string sources_json(std::size_t limit) const = 0;
 };
 
 // Who is on the other end of a connection (SO_PEERCRED, SO_PEERGROUPS), resolved once at accept.

@@ -5,7 +5,6 @@ namespace tocsin {
 bool TimerQueue::arm(TimerNode& node, std::int64_t deadline_ns) {
   if (node.is_linked()) set_.erase(set_.iterator_to(node));
   node.deadline_ns = deadline_ns;
-  node.order = next_order_++;
   auto it = set_.insert(node);
   return it == set_.begin();
 }

@@ -6,8 +6,8 @@
 // RbTimer objects) and unlinks itself from the queue when destroyed (auto_unlink is not used:
 // the owner calls cancel() first; a linked node's destructor asserts in debug builds).
 // Deadlines are plain nanosecond counts on one clock, so the structure is tested with numbers.
-// Ties keep insertion order (a sequence number breaks them), so two timers due at the same
-// instant fire in the order they were armed. Not thread safe.
+// Ties keep insertion order (a multiset inserts after the equal keys already there), so two timers
+// due at the same instant fire in the order they were armed. Not thread safe.
 #pragma once
 
 #include <boost/intrusive/set.hpp>
@@ -22,7 +22,6 @@ using TimerHook = boost::intrusive::set_base_hook<boost::intrusive::optimize_siz
 
 struct TimerNode : public TimerHook {
   std::int64_t deadline_ns = 0;
-  std::uint64_t order = 0;  // tie-break: the queue's insertion counter
   bool armed() const { return is_linked(); }
 };
 
@@ -50,13 +49,12 @@ class TimerQueue {
  private:
   struct Less {
     bool operator()(const TimerNode& a, const TimerNode& b) const {
-      return a.deadline_ns != b.deadline_ns ? a.deadline_ns < b.deadline_ns : a.order < b.order;
+      return a.deadline_ns < b.deadline_ns;
     }
   };
   using Set = boost::intrusive::multiset<TimerNode, boost::intrusive::compare<Less>,
                                          boost::intrusive::constant_time_size<true>>;
   Set set_;
-  std::uint64_t next_order_ = 0;
 };
 
 }  // namespace tocsin

@@ -4,8 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 namespace tocsin {
+
+// The kernel clocks timers run on (SPEC §3 `clock:`).
+enum class ClockId { monotonic, boottime, realtime };
 
 class Clock {
  public:
@@ -14,12 +18,15 @@ class Clock {
   virtual std::chrono::system_clock::time_point wall_now() const = 0;
   // Monotonic clock, for durations, timeouts and deadlines.
   virtual std::chrono::steady_clock::time_point steady_now() const = 0;
+  // Nanoseconds on a kernel clock (clock_gettime), for timers armed on that clock.
+  virtual std::int64_t now_ns(ClockId clock) const = 0;
 };
 
 class SystemClock final : public Clock {
  public:
   std::chrono::system_clock::time_point wall_now() const override;
   std::chrono::steady_clock::time_point steady_now() const override;
+  std::int64_t now_ns(ClockId clock) const override;
 };
 
 }  // namespace tocsin

@@ -244,12 +244,12 @@ TEST(DaemonCli, ShippedConfigPassesCheck) {
 TEST(DaemonCli, NotYetImplementedSourcesAreRefusedWithTheirLocation) {
   TempDir dir;
   std::string cfg = dir.write("t.yaml",
-                              "signals: {}\ntimers:\n  - {id: tick, signal: 3, every: 2s}\n");
+                              "signals: {}\nfile_monitors:\n  - {id: tmp, signal: 3, path: /tmp}\n");
   DaemonProcess check({"--check", "--config", cfg});
   auto status = check.wait_exit(deadline_in(kWait));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
-  check.expect_line(cfg + ":3:5: timers (timer `tick`) is not implemented yet");
+  check.expect_line(cfg + ":3:5: file_monitors (file monitor `tmp`) is not implemented yet");
 }
 
 }  // namespace
