@@ -57,8 +57,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << options.config_path << ": ok (" << loaded.config->signals.size()
-              << " signals, " << loaded.config->posix_signals.size()
-              << " posix signal mappings)\n";
+              << " signals, " << loaded.config->posix_signals.size() << " posix signal mappings, "
+              << loaded.config->timers.size() << " timers, " << loaded.config->rb_timers.size()
+              << " rb_timers)\n";
     return 0;
   }
   if (!loaded.config) {
