@@ -552,3 +552,30 @@ TEST_F(TocsinctlTest, SubscribePrintsEventsUntilCount) {
 
 }  // namespace
 }  // namespace tocsin::testing
+
+namespace tocsin::testing {
+namespace {
+
+TEST_F(TocsinctlTest, AddTimerAndRemove) {
+  start();
+  auto added = ctl({"add-timer", "news", "1h", "--id", "hourly", "--iterations", "2"});
+  ASSERT_EQ(added.exit_code, 0) << added.err << log();
+  EXPECT_EQ(Json::parse(added.out)["id"], "hourly");
+  auto rb = ctl({"add-rb-timer", "17", "250ms"});
+  ASSERT_EQ(rb.exit_code, 0) << rb.err << log();
+  std::string rb_id = Json::parse(rb.out)["id"];
+  EXPECT_EQ(rb_id.rfind("rb_timer:", 0), 0u) << rb_id;
+  auto status = ctl({"--json", "status"});
+  Json sources = Json::parse(status.out)["sources"];
+  EXPECT_EQ(sources["timers"], 1) << status.out;
+  EXPECT_EQ(sources["rb_timers"], 1) << status.out;
+  EXPECT_EQ(ctl({"remove", "hourly"}).exit_code, 0);
+  EXPECT_EQ(ctl({"remove", rb_id}).exit_code, 0);
+  auto again = ctl({"remove", "hourly"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("-32005"), std::string::npos) << again.err;
+  EXPECT_EQ(ctl({"add-timer", "news", "5"}).exit_code, 1) << "a unit is required";
+}
+
+}  // namespace
+}  // namespace tocsin::testing
