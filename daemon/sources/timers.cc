@@ -52,9 +52,11 @@ timespec to_timespec(std::int64_t ns) {
   return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
 }
 
-std::string timer_payload(std::uint64_t expirations) {
+// `late_us`: how long after its due time (of the last expiration) the event was raised.
+std::string timer_payload(std::uint64_t expirations, std::int64_t late_ns) {
   return "{\"expirations\":" + std::to_string(expirations) +
-         ",\"overruns\":" + std::to_string(expirations - 1) + "}";
+         ",\"overruns\":" + std::to_string(expirations - 1) +
+         ",\"late_us\":" + std::to_string(std::max<std::int64_t>(late_ns, 0) / 1000) + "}";
 }
 
 // ---- kernel timers ------------------------------------------------------------------------------
@@ -68,6 +70,7 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
 
   Result<void> start(const Clock& clock, Retire retire) {
     retire_ = std::move(retire);
+    clock_ = &clock;
     ClockId c = to_clock_id(spec_.clock);
     int fd = ::timerfd_create(kernel_clock(c), TFD_NONBLOCK | TFD_CLOEXEC);
     if (fd < 0) return Error{std::string("timerfd_create: ") + std::strerror(errno)};
@@ -119,6 +122,8 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
     }
     fired_ += n;
     overruns_ += n - 1;
+    std::int64_t due = first_ns_ + static_cast<std::int64_t>(fired_ - 1) * period_ns_;
+    std::int64_t late = clock_->now_ns(to_clock_id(spec_.clock)) - due;
     if (n > 1) {
       spdlog::warn("timer {}: {} expirations at once ({} overrun(s)), reported in one event",
                    spec_.id, n, n - 1);
@@ -127,8 +132,8 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
     std::uint64_t iteration = last ? spec_.iterations : fired_;
     // Keep ourselves alive: a handler may remove this timer while the event is delivered.
     auto self = shared_from_this();
-    dispatcher_.raise(spec_.signal, SourceRef{SourceKind::timer, spec_.id}, timer_payload(n),
-                      iteration);
+    dispatcher_.raise(spec_.signal, SourceRef{SourceKind::timer, spec_.id},
+                      timer_payload(n, late), iteration);
     if (!fd_.is_open()) return;  // removed meanwhile
     if (last) {
       stop();
@@ -144,6 +149,7 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
   bool from_config_;
   asio::posix::stream_descriptor fd_;
   Retire retire_;
+  const Clock* clock_ = nullptr;
   std::int64_t period_ns_ = 0;
   std::int64_t first_ns_ = 0;
   std::uint64_t fired_ = 0;
@@ -427,6 +433,7 @@ class TimerSources::Impl {
       bool last = t->iterations != 0 && t->fired >= t->iterations;
       std::uint64_t iteration = last ? t->iterations : t->fired;
       std::int64_t next = t->deadline_ns + static_cast<std::int64_t>(expirations) * t->period_ns;
+      std::int64_t late = now - (next - t->period_ns);
       if (!last) w.queue.arm(*t, next);  // before raising: a handler may remove it
       SignalId signal = t->signal;
       std::string id = t->id;
@@ -436,7 +443,7 @@ class TimerSources::Impl {
         spdlog::info("rb_timer {}: retired after {} iteration(s)", id, iteration);
       }
       dispatcher_.raise(signal, SourceRef{SourceKind::rb_timer, std::move(id)},
-                        timer_payload(expirations), iteration);
+                        timer_payload(expirations, late), iteration);
     }
     if (fired == kFireBatch && w.queue.earliest() && w.queue.earliest()->deadline_ns <= now) {
       // More are due: let the reactor serve clients, then go on.

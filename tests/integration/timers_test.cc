@@ -55,6 +55,7 @@ std::uint64_t read_until_last(LineClient& sub, const std::string& id, std::uint6
     Json payload = Json::parse(e["payload"].get<std::string>());
     std::uint64_t x = payload["expirations"];
     EXPECT_EQ(payload["overruns"], x - 1);
+    EXPECT_TRUE(payload["late_us"].is_number_unsigned()) << payload.dump();
     EXPECT_EQ(e["iteration"], std::min(prev + x, last)) << "numbered without silent gaps";
     prev = e["iteration"];
     expirations += x;
