@@ -4,6 +4,7 @@
 //   2  bad command line
 //   3  the daemon could not start (e.g. a signalfd could not be created)
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -19,6 +20,11 @@ int main(int argc, char** argv) {
   // client or child that goes away never kills us with SIGPIPE.
   tocsin::PosixSignalSource::block_daemon_signals();
   ::signal(SIGPIPE, SIG_IGN);
+  // Every timer, client and child pipe is an fd: take the hard limit, not the 1024 default.
+  if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
 
   CLI::App app{"tocsind: numbered signals from timers, files, cron and POSIX signals, "
                "delivered to programs, logs and subscribers"};

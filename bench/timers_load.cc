@@ -1,0 +1,269 @@
+// tocsin_timers — measures the timer sources end to end against a real tocsind (issue 4):
+//
+//   tocsin_timers rss    [--count 1000000] [--via socket|yaml]
+//       RSS per pending rb_timer: VmRSS of the daemon before and after arming --count rb_timers
+//       (every 1h, so none fires), added over the socket in batches or declared in the YAML.
+//   tocsin_timers jitter [--timers 1000] [--every 10] [--seconds 10] [--kind timer|rb_timer]
+//       --timers timers every --every ms for --seconds; for every event: lateness at the raise
+//       (the event's late_us, measured by the daemon against the due time) and at this
+//       subscriber (receive time minus due time); drift: lateness at iteration 201 minus at
+//       iteration 1, per timer (absolute scheduling: any growth would be drift).
+//
+// It starts its own tocsind (--tocsind, default: next to this binary) on a temp dir and stops
+// it with SIGTERM. Results on stdout, one line each; non-zero exit on any failure.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "tocsin/client.h"
+
+extern char** environ;
+
+namespace {
+
+using Json = nlohmann::json;
+using tocsin::Client;
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void die(const std::string& why) {
+  std::cerr << "tocsin_timers: " << why << "\n";
+  std::exit(1);
+}
+
+struct Daemon {
+  pid_t pid = -1;
+  std::string sock;
+  ~Daemon() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+void start(Daemon& d, const std::string& tocsind, const std::string& dir, const std::string& yaml) {
+  std::string cfg = dir + "/tocsin.yaml";
+  std::ofstream(cfg) << yaml;
+  d.sock = dir + "/tocsin.sock";
+  std::vector<std::string> args{tocsind, "--config", cfg, "--socket", d.sock, "--log-level",
+                                "warn"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (posix_spawn(&d.pid, tocsind.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
+    die("cannot start " + tocsind);
+  }
+  auto deadline = Clock::now() + std::chrono::minutes(5);  // a million timers in YAML take a while
+  while (Clock::now() < deadline) {
+    if (Client::connect(d.sock)) return;
+    if (waitpid(d.pid, nullptr, WNOHANG) == d.pid) {
+      d.pid = -1;
+      die("tocsind exited during start");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling for start-up only
+  }
+  die("tocsind did not start listening");
+}
+
+long rss_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+std::string make_dir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "tocsin-timers-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) die("mkdtemp");
+  return tmpl;
+}
+
+const char* kSignals = "signals:\n  3: {name: tick, handlers: [{target: subscribers}]}\n";
+
+int run_rss(const std::string& tocsind, long count, const std::string& via) {
+  std::string dir = make_dir();
+  Daemon d;
+  long before_kib = 0;
+  long after_kib = 0;
+  auto t0 = Clock::now();
+  if (via == "yaml") {
+    {
+      Daemon base;
+      start(base, tocsind, make_dir(), kSignals);
+      before_kib = rss_kib(base.pid);
+    }
+    std::string yaml = std::string(kSignals) + "rb_timers:\n";
+    for (long i = 0; i < count; ++i) {
+      yaml += "  - {signal: 3, every: 1h}\n";
+    }
+    t0 = Clock::now();
+    start(d, tocsind, dir, yaml);
+    after_kib = rss_kib(d.pid);
+  } else {
+    start(d, tocsind, dir, kSignals);
+    before_kib = rss_kib(d.pid);
+    auto c = Client::connect(d.sock);
+    if (!c) die(c.error().message);
+    t0 = Clock::now();
+    constexpr long kBatch = 1000;
+    for (long i = 0; i < count; i += kBatch) {
+      std::vector<std::pair<std::string, Json>> calls;
+      for (long k = i; k < std::min(count, i + kBatch); ++k) {
+        calls.emplace_back("add_rb_timer", Json{{"signal", 3}, {"every", "1h"}});
+      }
+      auto r = c->call_batch(calls);
+      if (!r) die(r.error().message);
+      for (auto& one : *r) {
+        if (!one) die("add_rb_timer: " + one.error().message);
+      }
+    }
+    auto s = c->call("status");
+    if (!s) die(s.error().message);
+    if ((*s)["sources"]["rb_timers"] != count) die("not all timers are armed: " + s->dump());
+    after_kib = rss_kib(d.pid);
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  double per = (after_kib - before_kib) * 1024.0 / static_cast<double>(count);
+  std::printf("rss via=%s count=%ld before=%ldKiB after=%ldKiB bytes_per_timer=%.1f "
+              "arm_seconds=%.2f\n",
+              via.c_str(), count, before_kib, after_kib, per, secs);
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
+std::int64_t parse_time_us(const std::string& t) {
+  // 2026-11-22T08:28:38.123456Z
+  std::tm tm{};
+  int us = 0;
+  if (std::sscanf(t.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &us) != 7) {
+    die("bad time " + t);
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000000 + us;
+}
+
+std::int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double pct(std::vector<std::int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1));
+  return static_cast<double>(v[i]);
+}
+
+int run_jitter(const std::string& tocsind, int timers, int every_ms, int seconds,
+               const std::string& kind) {
+  std::string dir = make_dir();
+  Daemon d;
+  start(d, tocsind, dir, kSignals);
+  auto sub = Client::connect(d.sock);
+  auto admin = Client::connect(d.sock);
+  if (!sub || !admin) die("connect");
+  if (!sub->subscribe(Json::array({3}))) die("subscribe");
+  std::uint64_t iterations = static_cast<std::uint64_t>(seconds) * 1000 / every_ms;
+  std::vector<std::pair<std::string, Json>> calls;
+  for (int i = 0; i < timers; ++i) {
+    calls.emplace_back(kind == "timer" ? "add_timer" : "add_rb_timer",
+                       Json{{"id", "j" + std::to_string(i)},
+                            {"signal", 3},
+                            {"every", every_ms},
+                            {"iterations", iterations}});
+  }
+  auto r = admin->call_batch(calls);
+  if (!r) die(r.error().message);
+  std::vector<std::int64_t> raise_late;
+  std::vector<std::int64_t> sub_late;
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> drift;  // id -> (late@1, late@201)
+  std::uint64_t expected = static_cast<std::uint64_t>(timers) * iterations;
+  std::uint64_t expirations = 0;
+  std::uint64_t overruns = 0;
+  raise_late.reserve(expected);
+  sub_late.reserve(expected);
+  auto deadline = Clock::now() + std::chrono::seconds(seconds * 3 + 30);
+  while (expirations < expected && Clock::now() < deadline) {
+    auto n = sub->next_notification(std::chrono::milliseconds(1000));
+    if (!n) continue;
+    std::int64_t now = wall_us();
+    if ((*n)["method"] == "overflow") die("overflow: " + n->dump());
+    const Json& e = (*n)["params"];
+    Json p = Json::parse(e["payload"].get<std::string>());
+    std::int64_t late = p["late_us"];
+    std::uint64_t x = p["expirations"];
+    expirations += x;
+    overruns += x - 1;
+    std::int64_t due = parse_time_us(e["time"]) - late;
+    raise_late.push_back(late);
+    sub_late.push_back(now - due);
+    std::uint64_t it = e["iteration"];
+    auto& dr = drift[e["source"]["id"]];
+    if (it == 1) dr.first = late;
+    if (it == 201) dr.second = late;
+  }
+  if (expirations != expected) {
+    die("expected " + std::to_string(expected) + " expirations, got " +
+        std::to_string(expirations));
+  }
+  std::vector<std::int64_t> drifts;
+  for (auto& [id, dr] : drift) drifts.push_back(dr.second - dr.first);
+  std::vector<std::int64_t> abs_drift;
+  for (auto v : drifts) abs_drift.push_back(std::abs(v));
+  std::printf(
+      "jitter kind=%s timers=%d every=%dms seconds=%d events=%zu expirations=%llu overruns=%llu\n"
+      "  raise lateness us: p50=%.0f p99=%.0f max=%.0f\n"
+      "  subscriber lateness us: p50=%.0f p99=%.0f max=%.0f\n"
+      "  drift over 200 periods us (|late@201 - late@1|, per timer): p50=%.0f p99=%.0f max=%.0f\n",
+      kind.c_str(), timers, every_ms, seconds, raise_late.size(),
+      static_cast<unsigned long long>(expirations), static_cast<unsigned long long>(overruns),
+      pct(raise_late, 50), pct(raise_late, 99), pct(raise_late, 100), pct(sub_late, 50),
+      pct(sub_late, 99), pct(sub_late, 100), pct(abs_drift, 50), pct(abs_drift, 99),
+      pct(abs_drift, 100));
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tocsin_timers: RSS per rb_timer and timer jitter against a real tocsind"};
+  std::string tocsind =
+      (std::filesystem::path(argv[0]).parent_path() / "tocsind").string();
+  app.add_option("--tocsind", tocsind, "the daemon binary");
+  app.require_subcommand(1);
+  long count = 1000000;
+  std::string via = "socket";
+  auto* rss = app.add_subcommand("rss", "RSS per pending rb_timer");
+  rss->add_option("--count", count);
+  rss->add_option("--via", via)->check(CLI::IsMember({"socket", "yaml"}));
+  int timers = 1000, every = 10, seconds = 10;
+  std::string kind = "rb_timer";
+  auto* jitter = app.add_subcommand("jitter", "lateness and drift of many timers");
+  jitter->add_option("--timers", timers);
+  jitter->add_option("--every", every, "milliseconds");
+  jitter->add_option("--seconds", seconds);
+  jitter->add_option("--kind", kind)->check(CLI::IsMember({"timer", "rb_timer"}));
+  CLI11_PARSE(app, argc, argv);
+  ::signal(SIGPIPE, SIG_IGN);
+  if (*rss) return run_rss(tocsind, count, via);
+  return run_jitter(tocsind, timers, every, seconds, kind);
+}
