@@ -119,7 +119,7 @@ asio::awaitable<void> Session::reader() {
   auto self = shared_from_this();
   std::string buf;
   std::size_t scanned = 0;  // bytes of buf already known to hold no newline
-  std::vector<char> chunk(64 * 1024);
+  std::vector<char> chunk(16 * 1024);  // per connection: idle clients stay cheap
   while (!closed_ && !draining_) {
     while (reply_bytes_ > kMaxPendingReplyBytes && !closed_) {
       // Back-pressure: the client is not reading its replies; stop reading its requests.
