@@ -160,17 +160,21 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
 
 using IdHook = bi::unordered_set_member_hook<bi::link_mode<bi::normal_link>>;
 
+// Laid out to stay within one 80-byte malloc chunk (72 bytes): with its heap entry (24) and its
+// share of the id index's buckets (8), a pending rb_timer costs about 110 bytes.
 struct RbTimer : public TimerNode {
+  std::uint32_t iterations = 0;  // 0 = forever; at most kMaxRbIterations (next to the 4-byte slot)
   IdHook id_hook;
   std::string id;
   std::int64_t period_ns = 0;
   std::uint64_t fired = 0;
-  std::uint64_t iterations = 0;
-  std::uint32_t overruns = 0;
+  std::uint16_t overruns = 0;    // saturates; status only
   SignalId signal = 0;
   ClockId clock = ClockId::monotonic;
   bool from_config = false;
 };
+constexpr std::uint64_t kMaxRbIterations = UINT32_MAX;
+static_assert(sizeof(RbTimer) <= 72, "an rb_timer must fit an 80-byte malloc chunk");
 
 struct IdOf {
   using type = std::string;
@@ -211,10 +215,14 @@ class TimerSources::Impl {
       kernel_.emplace(spec.id, std::move(t));
       return ok();
     }
+    if (spec.iterations > kMaxRbIterations) {
+      return Error{"iterations: at most " + std::to_string(kMaxRbIterations) + " for an rb_timer",
+                   -32602};
+    }
     auto* t = new RbTimer;
     t->id = spec.id;
     t->period_ns = spec.every.count() * kNsPerMs;
-    t->iterations = spec.iterations;
+    t->iterations = static_cast<std::uint32_t>(spec.iterations);
     t->signal = spec.signal;
     t->clock = to_clock_id(spec.clock);
     t->from_config = from_config;
@@ -338,9 +346,10 @@ class TimerSources::Impl {
   }
 
   TimerInfo info(const RbTimer& t) const {
-    return TimerInfo{t.id,         SourceKind::rb_timer, t.signal,   t.period_ns / kNsPerMs,
-                     t.clock,      t.iterations,         t.fired,    t.overruns,
-                     t.deadline_ns, t.from_config};
+    const TimerQueue& q = wheels_[static_cast<std::size_t>(t.clock)]->queue;
+    return TimerInfo{t.id,    SourceKind::rb_timer, t.signal,  t.period_ns / kNsPerMs,
+                     t.clock, t.iterations,         t.fired,   t.overruns,
+                     t.armed() ? q.deadline(t) : 0, t.from_config};
   }
 
   IdSet::bucket_traits bucket_traits() {
@@ -389,7 +398,7 @@ class TimerSources::Impl {
     Wheel& w = wheel(c);
     if (w.firing || !w.fd.is_open()) return;  // the firing loop re-arms when it is done
     TimerNode* first = w.queue.earliest();
-    std::int64_t target = first ? first->deadline_ns : LLONG_MAX;
+    std::int64_t target = first ? w.queue.earliest_deadline() : LLONG_MAX;
     if (target == w.armed_for) return;
     itimerspec its{};
     if (first) its.it_value = to_timespec(std::max<std::int64_t>(target, 1));
@@ -420,19 +429,22 @@ class TimerSources::Impl {
     std::int64_t now = clock_.now_ns(c);
     std::size_t fired = 0;
     while (fired < kFireBatch) {
+      if (w.queue.empty()) break;
+      std::int64_t due = w.queue.earliest_deadline();
       TimerNode* node = w.queue.pop_due(now);
       if (!node) break;
       ++fired;
       auto* t = static_cast<RbTimer*>(node);
       std::uint64_t expirations = 1;
-      if (now - t->deadline_ns >= t->period_ns) {
-        expirations += static_cast<std::uint64_t>((now - t->deadline_ns) / t->period_ns);
+      if (now - due >= t->period_ns) {
+        expirations += static_cast<std::uint64_t>((now - due) / t->period_ns);
       }
       t->fired += expirations;
-      t->overruns += static_cast<std::uint32_t>(expirations - 1);
+      t->overruns = static_cast<std::uint16_t>(
+          std::min<std::uint64_t>(t->overruns + expirations - 1, UINT16_MAX));
       bool last = t->iterations != 0 && t->fired >= t->iterations;
       std::uint64_t iteration = last ? t->iterations : t->fired;
-      std::int64_t next = t->deadline_ns + static_cast<std::int64_t>(expirations) * t->period_ns;
+      std::int64_t next = due + static_cast<std::int64_t>(expirations) * t->period_ns;
       std::int64_t late = now - (next - t->period_ns);
       if (!last) w.queue.arm(*t, next);  // before raising: a handler may remove it
       SignalId signal = t->signal;
@@ -445,7 +457,7 @@ class TimerSources::Impl {
       dispatcher_.raise(signal, SourceRef{SourceKind::rb_timer, std::move(id)},
                         timer_payload(expirations, late), iteration);
     }
-    if (fired == kFireBatch && w.queue.earliest() && w.queue.earliest()->deadline_ns <= now) {
+    if (fired == kFireBatch && !w.queue.empty() && w.queue.earliest_deadline() <= now) {
       // More are due: let the reactor serve clients, then go on.
       asio::post(io_, [this, c] { fire(c); });
       return;

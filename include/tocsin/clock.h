@@ -9,7 +9,7 @@
 namespace tocsin {
 
 // The kernel clocks timers run on (SPEC §3 `clock:`).
-enum class ClockId { monotonic, boottime, realtime };
+enum class ClockId : std::uint8_t { monotonic, boottime, realtime };
 
 class Clock {
  public:

@@ -46,7 +46,8 @@ TEST(TimerQueue, CancelWhileDueAndRearm) {
   q.arm(a, 60);
   EXPECT_TRUE(q.arm(a, 5));  // re-arming moves it
   EXPECT_EQ(q.size(), 1u);
-  EXPECT_EQ(q.earliest()->deadline_ns, 5);
+  EXPECT_EQ(q.earliest_deadline(), 5);
+  EXPECT_EQ(q.deadline(a), 5);
   q.cancel(a);
   EXPECT_TRUE(q.empty());
 }
@@ -77,6 +78,53 @@ TEST(TimerQueue, RemovalFromInsideAFiringLoop) {
   EXPECT_FALSE(d.armed());
 }
 
+TEST(TimerQueue, AgreesWithASortedModelOnARandomMix) {
+  // Arm, re-arm, cancel and pop at random; the order of firing must be (deadline, arming order).
+  TimerQueue q;
+  constexpr int kNodes = 500;
+  std::vector<TimerNode> nodes(kNodes);
+  std::vector<std::pair<std::int64_t, std::uint64_t>> model(kNodes, {-1, 0});  // -1: not armed
+  std::uint64_t seq = 0;
+  std::uint64_t state = 12345;
+  auto rnd = [&] { return state = state * 6364136223846793005ULL + 1442695040888963407ULL; };
+  std::int64_t now = 0;
+  for (int step = 0; step < 200000; ++step) {
+    int i = static_cast<int>((rnd() >> 33) % kNodes);
+    switch ((rnd() >> 33) % 4) {
+      case 0:
+      case 1: {
+        std::int64_t d = now + static_cast<std::int64_t>((rnd() >> 33) % 1000);
+        q.arm(nodes[i], d);
+        model[i] = {d, seq++};
+        break;
+      }
+      case 2:
+        q.cancel(nodes[i]);
+        model[i] = {-1, 0};
+        break;
+      case 3: {
+        now += static_cast<std::int64_t>((rnd() >> 33) % 50);
+        while (TimerNode* n = q.pop_due(now)) {
+          // The model's earliest armed node must be exactly this one.
+          int best = -1;
+          for (int k = 0; k < kNodes; ++k) {
+            if (model[k].first < 0) continue;
+            if (best < 0 || model[k] < model[best]) best = k;
+          }
+          ASSERT_GE(best, 0);
+          ASSERT_LE(model[best].first, now);
+          ASSERT_EQ(n, &nodes[best]) << "step " << step;
+          model[best] = {-1, 0};
+        }
+        break;
+      }
+    }
+    ASSERT_EQ(nodes[i].armed(), model[i].first >= 0);
+  }
+  for (auto& n : nodes) q.cancel(n);
+  EXPECT_TRUE(q.empty());
+}
+
 TEST(TimerQueue, IterationsCountdownWithAPeriod) {
   // A periodic timer with 3 iterations, driven as the rb_timer source drives it: absolute
   // deadlines (no drift) and retirement after the last.
@@ -87,9 +135,11 @@ TEST(TimerQueue, IterationsCountdownWithAPeriod) {
   q.arm(t, 100);
   std::vector<std::int64_t> fire_times;
   for (std::int64_t now = 100; now <= 200 && !q.empty(); ++now) {
+    std::int64_t due = q.empty() ? 0 : q.earliest_deadline();
     while (TimerNode* n = q.pop_due(now)) {
-      fire_times.push_back(n->deadline_ns);
-      if (--left > 0) q.arm(*n, n->deadline_ns + period);
+      fire_times.push_back(due);
+      if (--left > 0) q.arm(*n, due + period);
+      due = q.empty() ? 0 : q.earliest_deadline();
     }
   }
   EXPECT_EQ(fire_times, (std::vector<std::int64_t>{100, 107, 114}));
