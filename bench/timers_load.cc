@@ -113,6 +113,12 @@ int run_rss(const std::string& tocsind, long count, const std::string& via) {
     }
     t0 = Clock::now();
     start(d, tocsind, dir, yaml);
+    // The socket listens before the timers are armed: a status reply means start-up is over.
+    auto c = Client::connect(d.sock);
+    if (!c) die(c.error().message);
+    auto s = c->call("status", Json::object(), std::chrono::minutes(5));
+    if (!s) die(s.error().message);
+    if ((*s)["sources"]["rb_timers"] != count) die("not all timers are armed: " + s->dump());
     after_kib = rss_kib(d.pid);
   } else {
     start(d, tocsind, dir, kSignals);

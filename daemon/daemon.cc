@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include "dispatch/table_builder.h"
+#include <malloc.h>
+
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
@@ -88,6 +90,7 @@ class Daemon::Impl final : public ServerHost {
     if (auto r = server_.start(config.socket, config.limits); !r) return r;
     if (auto r = timers_.apply_config(config.timers, config.rb_timers); !r) return r;
     config_ = std::move(config);
+    release_applied_config();
     spdlog::info(
         "tocsind {} ready: config {}, socket {}, {} signals, {} posix signal mappings, {} timers, "
         "{} rb_timers",
@@ -172,6 +175,7 @@ class Daemon::Impl final : public ServerHost {
     logging::set_level(next.log_level);
     next.socket = config_.socket;  // what is in force
     config_ = std::move(next);
+    release_applied_config();
     spdlog::info("reloaded: config {}, {} signals, {} posix signal mappings, {} timers, {} rb_timers",
                  config_.file, dispatcher_.table().size(), config_.posix_signals.size(),
                  timers_.timer_count(), timers_.rb_timer_count());
@@ -286,6 +290,15 @@ class Daemon::Impl final : public ServerHost {
     }
     HandlerContext ctx{supervisor_, stats_, config.limits, hub_};
     return build_table(signals, previous, ctx);
+  }
+
+  // Once applied, the timer lists live in TimerSources (reload compares against the live timers),
+  // so the config's copies go; and what parsing a big file left in malloc's free lists goes back
+  // to the kernel. A million rb_timers in YAML would otherwise cost kilobytes each.
+  void release_applied_config() {
+    std::vector<config::TimerSpec>().swap(config_.timers);
+    std::vector<config::TimerSpec>().swap(config_.rb_timers);
+    ::malloc_trim(0);
   }
 
   static Hub::Limits hub_limits(const config::Limits& l) {

@@ -174,7 +174,40 @@ struct RbTimer : public TimerNode {
   bool from_config = false;
 };
 constexpr std::uint64_t kMaxRbIterations = UINT32_MAX;
-static_assert(sizeof(RbTimer) <= 72, "an rb_timer must fit an 80-byte malloc chunk");
+static_assert(sizeof(RbTimer) <= 72, "keep an rb_timer at 72 bytes (see docs/BENCHMARKS.md)");
+
+// RbTimers come from slabs of kSlab objects with a free list: no per-timer malloc header, and a
+// million timers do not land in the holes a big configuration's parse left in the heap (which
+// would keep those pages resident). Slabs are kept once allocated; freed timers are reused.
+class RbTimerPool {
+ public:
+  static constexpr std::size_t kSlab = 4096;
+  RbTimerPool() = default;
+  RbTimerPool(const RbTimerPool&) = delete;
+  RbTimerPool& operator=(const RbTimerPool&) = delete;
+
+  RbTimer* make() {
+    if (free_.empty()) {
+      slabs_.push_back(std::make_unique<Slot[]>(kSlab));
+      Slot* slab = slabs_.back().get();
+      for (std::size_t i = kSlab; i-- > 0;) free_.push_back(&slab[i]);
+    }
+    Slot* slot = free_.back();
+    free_.pop_back();
+    return new (slot->bytes) RbTimer();
+  }
+  void destroy(RbTimer* t) {
+    t->~RbTimer();
+    free_.push_back(reinterpret_cast<Slot*>(t));
+  }
+
+ private:
+  struct Slot {
+    alignas(RbTimer) unsigned char bytes[sizeof(RbTimer)];
+  };
+  std::vector<std::unique_ptr<Slot[]>> slabs_;
+  std::vector<Slot*> free_;
+};
 
 struct IdOf {
   using type = std::string;
@@ -219,7 +252,7 @@ class TimerSources::Impl {
       return Error{"iterations: at most " + std::to_string(kMaxRbIterations) + " for an rb_timer",
                    -32602};
     }
-    auto* t = new RbTimer;
+    auto* t = pool_.make();
     t->id = spec.id;
     t->period_ns = spec.every.count() * kNsPerMs;
     t->iterations = static_cast<std::uint32_t>(spec.iterations);
@@ -229,7 +262,7 @@ class TimerSources::Impl {
     auto& w = wheel(t->clock);
     if (!w.fd.is_open()) {
       if (auto r = open_wheel(t->clock); !r) {
-        delete t;
+        pool_.destroy(t);
         return r;
       }
     }
@@ -369,7 +402,7 @@ class TimerSources::Impl {
     ids_.erase(ids_.iterator_to(*t));
     Wheel& w = wheel(t->clock);
     if (w.queue.cancel(*t)) rearm(t->clock);
-    delete t;
+    pool_.destroy(t);
   }
 
   void retired_kernel(const std::string& id) {
@@ -451,7 +484,7 @@ class TimerSources::Impl {
       std::string id = t->id;
       if (last) {
         ids_.erase(ids_.iterator_to(*t));
-        delete t;
+        pool_.destroy(t);
         spdlog::info("rb_timer {}: retired after {} iteration(s)", id, iteration);
       }
       dispatcher_.raise(signal, SourceRef{SourceKind::rb_timer, std::move(id)},
@@ -470,6 +503,7 @@ class TimerSources::Impl {
   Dispatcher& dispatcher_;
   const Clock& clock_;
   std::map<std::string, std::shared_ptr<KernelTimer>> kernel_;
+  RbTimerPool pool_;  // before the index and the wheels, which point into it
   std::vector<IdSet::bucket_type> buckets_;
   IdSet ids_;
   std::array<std::unique_ptr<Wheel>, 3> wheels_;
