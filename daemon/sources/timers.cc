@@ -125,8 +125,10 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
     std::int64_t due = first_ns_ + static_cast<std::int64_t>(fired_ - 1) * period_ns_;
     std::int64_t late = clock_->now_ns(to_clock_id(spec_.clock)) - due;
     if (n > 1) {
-      spdlog::warn("timer {}: {} expirations at once ({} overrun(s)), reported in one event",
-                   spec_.id, n, n - 1);
+      // Reported in the event and counted in status; a warning per event would flood the log
+      // exactly when the daemon is already behind.
+      spdlog::debug("timer {}: {} expirations at once ({} overrun(s)), reported in one event",
+                    spec_.id, n, n - 1);
     }
     bool last = spec_.iterations != 0 && fired_ >= spec_.iterations;
     std::uint64_t iteration = last ? spec_.iterations : fired_;
