@@ -4,10 +4,10 @@
 // the period and nothing drifts. A read returns how many expirations passed; more than one is
 // reported in the event (`{"expirations":N,"overruns":N-1}`), never merged silently.
 //
-// rb_timer: user-space timers in a TimerQueue (intrusive red-black tree) per clock, all driven by
+// rb_timer: user-space timers in a TimerQueue (an indexed 4-ary heap) per clock, all driven by
 // one timerfd per clock armed for the earliest deadline and re-armed only when the earliest
-// changes. Each rb_timer is one allocation of about 100 bytes plus 8 bytes of index (an intrusive
-// hash set by id), so a million fit in ~120 MB. Periods are kept from the previous deadline (no
+// changes. Each rb_timer is a 72-byte slab object plus a 24-byte heap entry and 8 bytes of index
+// (an intrusive hash set by id): a million cost ~107 MB (docs/BENCHMARKS.md). Periods are kept from the previous deadline (no
 // drift); a timer found late by more than a period fires once with its overruns counted, as a
 // kernel timer does. At most kFireBatch timers fire per reactor turn, so a million due at once do
 // not stall clients.
