@@ -39,13 +39,25 @@ std::string format_rfc3339(std::chrono::system_clock::time_point t) {
     frac += 1000000;
     secs -= 1;
   }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(frac));
-  return buf;
+  // Events come many per second: the date and time of day are formatted once per second
+  // (gmtime_r + snprintf cost more than the rest of an event's encoding).
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached[80];  // "YYYY-MM-DDTHH:MM:SS." (room for any int the compiler imagines)
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  std::string out(cached);
+  char digits[8] = {0, 0, 0, 0, 0, 0, 'Z', 0};
+  for (int i = 5; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  out += digits;
+  return out;
 }
 
 std::string describe_event(const Event& event) {

@@ -6,8 +6,6 @@
 
 namespace tocsin {
 
-namespace {
-
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
@@ -32,6 +30,8 @@ void append_json_string(std::string& out, std::string_view s) {
   out.append(s.data() + run, s.size() - run);
   out += '"';
 }
+
+namespace {
 
 void append_event_fields(std::string& out, const Event& e) {
   out += "{\"seq\":";

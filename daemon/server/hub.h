@@ -63,6 +63,9 @@ struct Outgoing {
   Overflow overflow;                         // for Kind::overflow
 };
 
+// Appends `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 pass through).
+void append_json_string(std::string& out, std::string_view s);
+
 // Serializes the `signal` notification for an event (ack and redelivered flags for one-of).
 std::string encode_event_notification(const Event& event, bool ack, bool redelivered);
 // The event as a JSON object (the notification's params), for `wait` results.

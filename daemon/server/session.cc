@@ -193,16 +193,65 @@ asio::awaitable<void> Session::writer() {
       co_await writer_wake_.async_wait(kTuple);
       continue;
     }
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), kTuple);
+    // Whole buffer per write_some: async_write's default stops each write at 64 KiB, which let
+    // a pipelining raiser outrun a subscriber's writer (measured: docs/BENCHMARKS.md).
+    auto [ec, n] = co_await asio::async_write(
+        socket_, asio::buffer(out),
+        [](const boost::system::error_code& e, std::size_t) -> std::size_t {
+          return e ? 0 : kWriteBatchBytes * 4;
+        },
+        kTuple);
     if (ec) break;
   }
   writer_done_ = true;
   close();
 }
 
+bool Session::try_fast_raise(std::string_view line) {
+  if (line.find("\"raise\"") == std::string_view::npos) return false;
+  bool batch = false;
+  if (!parse_raise_line(line, fast_, &batch)) return false;
+  Dispatcher& dispatcher = core_.host.dispatcher();
+  const SignalTable& table = dispatcher.table();
+  fast_signals_.clear();
+  for (const auto& r : fast_) {
+    std::optional<SignalId> signal;
+    if (r.signal_is_name) {
+      signal = table.resolve(r.signal_name);
+    } else if (r.signal_number < kSignalCount) {
+      signal = static_cast<SignalId>(r.signal_number);
+    }
+    if (!signal || r.payload.size() > core_.limits.payload_bytes) return false;
+    if (const SignalEntry* e = table.find(*signal); e && !acl_allows(e->acl.raise, peer_)) {
+      return false;
+    }
+    fast_signals_.push_back(*signal);
+  }
+  std::string reply;
+  if (batch) reply += '[';
+  bool any = false;
+  for (std::size_t i = 0; i < fast_.size(); ++i) {
+    RaiseRequest& r = fast_[i];
+    EventPtr ev = dispatcher.raise(fast_signals_[i], SourceRef{SourceKind::raise, source_id_},
+                                   std::move(r.payload));
+    if (!r.has_id) continue;
+    if (any) reply += ',';
+    reply += R"({"jsonrpc":"2.0","id":)";
+    reply += r.id_json;
+    reply += R"(,"result":{"seq":)";
+    reply += std::to_string(ev->seq);
+    reply += "}}";
+    any = true;
+  }
+  if (batch) reply += ']';
+  if (any) send_line(std::move(reply));
+  return true;
+}
+
 void Session::on_line(std::string_view line) {
   // Blank lines (keep-alives, a stray CR) are not requests.
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
+  if (try_fast_raise(line)) return;
   if (nested_too_deep(line)) {
     send_line(dump(methods::error_reply(
         nullptr, -32700, "parse error: nested deeper than " + std::to_string(kMaxDepth))));

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "server/fast_raise.h"
 #include "server/hub.h"
 #include "server/server.h"
 
@@ -52,6 +53,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void wake_writer();
   void wake_reader();
   void on_line(std::string_view line);
+  // The raise fast path (fast_raise.h); false when the line must take the full path. Nothing is
+  // raised unless every request of the line is valid.
+  bool try_fast_raise(std::string_view line);
   // Answers one request object; returns the reply, or null for a notification / deferred reply.
   nlohmann::json handle(const nlohmann::json& request, bool in_batch);
   nlohmann::json dispatch(const std::string& method, const nlohmann::json& params,
@@ -66,6 +70,8 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::steady_timer writer_wake_;
   boost::asio::steady_timer reader_wake_;
   std::deque<std::string> replies_;
+  std::vector<RaiseRequest> fast_;        // reused across lines
+  std::vector<SignalId> fast_signals_;
   std::size_t reply_bytes_ = 0;
   bool closed_ = false;
   bool draining_ = false;

@@ -430,6 +430,27 @@ TEST_F(ProtocolTest, BadInputGetsTheSpecifiedErrorAndTheConnectionStaysUsable) {
   EXPECT_EQ((*batch)[1]["error"]["code"], -32601);
 }
 
+TEST_F(ProtocolTest, ABatchOfRaisesWithOneBadRequestRaisesTheGoodOnesExactlyOnce) {
+  LineClient sub = connect();
+  sub.call("subscribe", {{"signals", {5}}});
+  LineClient c = connect();
+  c.send_raw(R"([{"jsonrpc":"2.0","id":1,"method":"raise","params":{"signal":5,"payload":"a"}},)"
+             R"({"jsonrpc":"2.0","id":2,"method":"raise","params":{"signal":"nope"}},)"
+             R"({"jsonrpc":"2.0","id":3,"method":"raise","params":{"signal":5,"payload":"b"}}])"
+             "\n");
+  auto r = c.read(deadline_in(kWait));
+  ASSERT_TRUE(r && r->is_array() && r->size() == 3) << (r ? r->dump() : "timeout");
+  EXPECT_TRUE((*r)[0].contains("result"));
+  EXPECT_EQ((*r)[1]["error"]["code"], -32003);
+  EXPECT_TRUE((*r)[2].contains("result"));
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 2; ++i) {
+    payloads.push_back(params_of(sub.next_notification(deadline_in(kWait)))["payload"]);
+  }
+  EXPECT_EQ(payloads, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(sub.next_notification(deadline_in(100ms)), std::nullopt) << "raised twice";
+}
+
 TEST_F(ProtocolTest, ALineOverTheLimitIsRefusedAndClosed) {
   LineClient c = connect();
   std::string huge = R"({"jsonrpc":"2.0","id":1,"method":"raise","params":{"signal":5,"payload":")" +

@@ -1,0 +1,31 @@
+// fast_raise.h — the hot path of the protocol: a line that is a `raise` request, or a batch of
+// them, is read with a SAX handler straight into RaiseRequests, without building a JSON tree
+// (building and destroying the tree was half of a raise's cost: docs/BENCHMARKS.md). Anything else
+// — another method, an extra key, a type the full path would reject, a malformed line — makes the
+// parse give up, and the caller parses the line in full, so errors and rare shapes keep exactly
+// one implementation. Pure; no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tocsin {
+
+struct RaiseRequest {
+  bool has_id = false;
+  std::string id_json;  // the id as JSON text (a number or a quoted string), when has_id
+  bool signal_is_name = false;
+  std::uint64_t signal_number = 0;
+  std::string signal_name;
+  bool has_signal = false;
+  std::string payload;
+};
+
+// True when `line` is one raise request object or a non-empty array of them, each with
+// "jsonrpc":"2.0", "method":"raise", an id that is an integer or a string (or no id), and params
+// holding only "signal" (integer or string) and "payload" (string or null).
+bool parse_raise_line(std::string_view line, std::vector<RaiseRequest>& out, bool* is_batch);
+
+}  // namespace tocsin
