@@ -16,6 +16,7 @@
 #include "sources/timers.h"
 #include "log/log.h"
 #include "os/process.h"
+#include "os/systemd.h"
 #include "sources/posix_source.h"
 
 namespace tocsin {
@@ -87,7 +88,11 @@ class Daemon::Impl final : public ServerHost {
     dispatcher_.set_table(std::move(table.value()));
     dispatcher_.set_unhandled_sink(
         [this](const EventPtr& event) { return server_.offer_unhandled(event); });
-    if (auto r = server_.start(config.socket, config.limits); !r) return r;
+    if (auto r = server_.start(config.socket, config.limits,
+                               os::systemd::activated_socket("tocsind.socket"));
+        !r) {
+      return r;
+    }
     if (auto r = timers_.apply_config(config.timers, config.rb_timers); !r) return r;
     config_ = std::move(config);
     release_applied_config();
@@ -96,7 +101,31 @@ class Daemon::Impl final : public ServerHost {
         "{} rb_timers",
         TOCSIN_VERSION, config_.file, server_.path(), dispatcher_.table().size(),
         config_.posix_signals.size(), timers_.timer_count(), timers_.rb_timer_count());
+    os::systemd::notify("READY=1\nSTATUS=" + status_line());
+    if (auto interval = os::systemd::watchdog_ping_interval()) {
+      watchdog_interval_ = *interval;
+      spdlog::info("watchdog: pinging systemd every {}ms", interval->count() / 1000);
+      ping_watchdog();
+    }
     return ok();
+  }
+
+  // One line for systemctl status.
+  std::string status_line() const {
+    return std::to_string(dispatcher_.table().size()) + " signals, " +
+           std::to_string(timers_.timer_count() + timers_.rb_timer_count()) + " timers, " +
+           std::to_string(server_.sessions()) + " clients, " +
+           std::to_string(supervisor_.live()) + " children, " +
+           std::to_string(dispatcher_.last_seq()) + " events";
+  }
+
+  // Pinged from the reactor itself: a stalled reactor stops pinging and systemd kills it.
+  void ping_watchdog() {
+    os::systemd::notify("WATCHDOG=1\nSTATUS=" + status_line());
+    watchdog_timer_.expires_after(watchdog_interval_);
+    watchdog_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec && !stopping_) ping_watchdog();
+    });
   }
 
   int run() {
@@ -107,6 +136,8 @@ class Daemon::Impl final : public ServerHost {
   void request_stop() {
     if (stopping_) return;
     stopping_ = true;
+    os::systemd::notify("STOPPING=1\nSTATUS=stopping");
+    watchdog_timer_.cancel();
     spdlog::info("stopping: {} client(s), {} child process(es)", server_.sessions(),
                  supervisor_.live());
     posix_.stop();
@@ -136,6 +167,16 @@ class Daemon::Impl final : public ServerHost {
 
   Result<void> reload() override {
     if (stopping_) return Error{"the daemon is stopping"};
+    os::systemd::notify(os::systemd::reloading_message());
+    Result<void> r = apply_reload();
+    // Ready again either way: a failed reload leaves the old configuration running.
+    os::systemd::notify("READY=1\nSTATUS=" +
+                        (r ? status_line() : "reload failed, previous configuration running; " +
+                                                 status_line()));
+    return r;
+  }
+
+  Result<void> apply_reload() {
     config::LoadResult loaded = load_for_daemon(options_);
     if (!loaded.config) {
       std::string why;
@@ -318,6 +359,8 @@ class Daemon::Impl final : public ServerHost {
   TimerSources timers_;
   Server server_;
   asio::steady_timer stop_timer_;
+  asio::steady_timer watchdog_timer_{io_};
+  std::chrono::microseconds watchdog_interval_{0};
   std::chrono::steady_clock::time_point started_;
   config::Config config_;
   std::vector<std::pair<SignalId, config::TargetHandler>> runtime_targets_;

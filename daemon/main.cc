@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "log/log.h"
+#include "os/systemd.h"
 #include "sources/posix_source.h"
 
 int main(int argc, char** argv) {
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  tocsin::logging::init(loaded.config->log_level);
+  tocsin::logging::init(loaded.config->log_level, tocsin::os::systemd::stderr_is_journal());
   try {
     tocsin::Daemon daemon(options);
     if (auto r = daemon.start(std::move(*loaded.config)); !r) {

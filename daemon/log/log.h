@@ -8,8 +8,10 @@
 
 namespace tocsin::logging {
 
-// Replaces the default logger with a single-threaded stderr logger at `level`.
-void init(config::LogLevel level);
+// Replaces the default logger with a single-threaded stderr logger at `level`. With `journal`
+// (stderr is the journal: systemd::stderr_is_journal) each line starts with its syslog priority,
+// "<6>info ...", and carries no timestamp of its own (the journal stamps it).
+void init(config::LogLevel level, bool journal = false);
 void set_level(config::LogLevel level);
 spdlog::level::level_enum to_spdlog(config::LogLevel level);
 

@@ -252,10 +252,25 @@ Server::~Server() {
   core_->hub.set_deadline_changed(nullptr);
 }
 
-Result<void> Server::start(const config::SocketSpec& socket, const config::Limits& limits) {
+Result<void> Server::start(const config::SocketSpec& socket, const config::Limits& limits,
+                           std::optional<int> activated_fd) {
   core_->limits = limits;
   core_->socket_spec = socket;
   core_->path = socket.path;
+  if (activated_fd) {
+    Local::acceptor acceptor(core_->io);
+    boost::system::error_code ec;
+    acceptor.assign(Local(), *activated_fd, ec);
+    if (ec) return Error{"the socket passed by systemd: " + ec.message()};
+    auto local = acceptor.local_endpoint(ec);
+    if (!ec) core_->path = local.path();
+    auto a = std::make_shared<Acceptor>(*core_, std::move(acceptor));
+    a->start();
+    core_->stop_accepting = [a] { a->stop(); };
+    core_->owns_path = false;  // systemd made it and keeps it for the next start
+    spdlog::info("listening on {} (passed by systemd)", core_->path);
+    return ok();
+  }
   const std::string& path = socket.path;
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
     return Error{"socket path too long (" + std::to_string(path.size()) + " bytes): " + path};
@@ -314,7 +329,7 @@ void Server::stop(std::function<void()> done) {
   if (core_->stop_accepting) {
     core_->stop_accepting();
     core_->stop_accepting = nullptr;
-    ::unlink(core_->path.c_str());
+    if (core_->owns_path) ::unlink(core_->path.c_str());
   }
   core_->on_all_closed = std::move(done);
   auto sessions = core_->sessions();

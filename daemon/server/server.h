@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,8 +73,10 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds and listens on socket.path (replacing a stale socket file, refusing a live one), sets
-  // its mode and group, and starts accepting.
-  Result<void> start(const config::SocketSpec& socket, const config::Limits& limits);
+  // its mode and group, and starts accepting. With `activated_fd` (socket activation) it accepts
+  // on that listening socket instead; systemd owns its path, mode and group.
+  Result<void> start(const config::SocketSpec& socket, const config::Limits& limits,
+                     std::optional<int> activated_fd = std::nullopt);
   // New limits after a reload (socket settings need a restart).
   void set_limits(const config::Limits& limits);
   // Stops accepting; every session writes what it has queued, then closes. `done` runs when the

@@ -47,6 +47,7 @@ class ServerCore {
 
   std::function<void()> on_all_closed;
   std::function<void()> stop_accepting;  // set by Server::start; owns the acceptor
+  bool owns_path = true;                  // false for a socket passed by systemd
   bool stopping = false;
 
   // Arms the ack timer for the hub's earliest deadline.

@@ -18,7 +18,15 @@ extern char** environ;
 
 namespace tocsin::testing {
 
-DaemonProcess::DaemonProcess(std::vector<std::string> args) {
+DaemonProcess::DaemonProcess(std::vector<std::string> args)
+    : DaemonProcess(
+          [&] {
+            args.insert(args.begin(), TOCSIND_PATH);
+            return args;
+          }(),
+          {}) {}
+
+DaemonProcess::DaemonProcess(std::vector<std::string> argv_s, std::vector<std::string> env) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
   posix_spawn_file_actions_t actions;
@@ -30,18 +38,20 @@ DaemonProcess::DaemonProcess(std::vector<std::string> args) {
   sigemptyset(&empty);
   posix_spawnattr_setsigmask(&attr, &empty);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  std::vector<std::string> argv_s{TOCSIND_PATH};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> envp;
+  for (char** e = environ; e && *e; ++e) envp.push_back(*e);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
-  int rc = ::posix_spawn(&pid_, TOCSIND_PATH, &actions, &attr, argv.data(), environ);
+  int rc = ::posix_spawnp(&pid_, argv[0], &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(fds[1]);
   if (rc != 0) {
     ::close(fds[0]);
-    throw std::runtime_error(std::string("spawn tocsind: ") + std::strerror(rc));
+    throw std::runtime_error("spawn " + argv_s[0] + ": " + std::strerror(rc));
   }
   pidfd_ = os::pidfd_open(pid_);
   reader_ = std::thread([this, fd = fds[0]] { read_loop(fd); });

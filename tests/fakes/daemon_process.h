@@ -27,6 +27,9 @@ class DaemonProcess {
  public:
   // Starts TOCSIND_PATH with `args` (e.g. {"--config", path}).
   explicit DaemonProcess(std::vector<std::string> args);
+  // Starts `program` (argv[0] included in `argv`) with `env` added to the environment
+  // ("NAME=value" each), e.g. tocsind under systemd-socket-activate.
+  DaemonProcess(std::vector<std::string> argv, std::vector<std::string> env);
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
