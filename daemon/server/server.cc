@@ -68,8 +68,11 @@ Peer read_peer(int fd, const std::string& admin_group) {
   gids.resize(glen / sizeof(gid_t));
   if (std::find(gids.begin(), gids.end(), p.gid) == gids.end()) gids.push_back(p.gid);
   for (gid_t g : gids) p.groups.push_back(group_name(g));
-  p.admin = p.uid == 0 || (!admin_group.empty() && std::find(p.groups.begin(), p.groups.end(),
-                                                             admin_group) != p.groups.end());
+  // Root, the daemon's own user (it could signal the daemon anyway; systemd runs ExecReload as
+  // that user), or a member of socket.admin_group.
+  p.admin = p.uid == 0 || p.uid == ::geteuid() ||
+            (!admin_group.empty() &&
+             std::find(p.groups.begin(), p.groups.end(), admin_group) != p.groups.end());
   return p;
 }
 
