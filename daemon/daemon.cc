@@ -315,7 +315,9 @@ class Daemon::Impl final : public ServerHost {
   Result<std::shared_ptr<SignalTable>> build(const config::Config& config,
                                              const SignalTable* previous) {
     std::vector<config::SignalSpec> signals = config.signals;
-    for (const auto& [signal, target] : runtime_targets_) {
+    for (const auto& runtime : runtime_targets_) {
+      const SignalId signal = runtime.first;  // not a structured binding: lambdas capture it
+      const config::TargetHandler& target = runtime.second;
       auto it = std::find_if(signals.begin(), signals.end(),
                              [&](const config::SignalSpec& s) { return s.number == signal; });
       if (it == signals.end()) {

@@ -3,6 +3,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
 #include <unistd.h>
 
 #include <csignal>
@@ -455,7 +458,7 @@ const BadCase kBadCases[] = {
     {"MissingSignals", "timers: []\n", 1, 1, "missing required key \"signals\""},
     {"EmptyFile", "# nothing\n", 1, 1, "the configuration is empty"},
     {"TopLevelNotAMapping", "hello\n", 1, 1, "expected a mapping of sections"},
-    {"SecondDocument", "signals: {}\n---\nlog: {}\n", 3, 1, "expected one YAML document"},
+    {"SecondDocument", "signals: {}\n---\nlog: {}\n", 2, 1, "expected one YAML document"},
     {"SignalsNotAMapping", "signals: [1, 2]\n", 1, 10,
      "signals: expected a mapping from signal numbers to entries"},
     {"SignalNumber256", "signals:\n  256: {name: big}\n", 2, 3,
@@ -892,6 +895,31 @@ TEST(PosixSignal, RefusesWithAReason) {
     EXPECT_THAT(why, HasSubstr(c.why)) << c.text;
     EXPECT_EQ(canonical, "untouched");
   }
+}
+
+}  // namespace
+}  // namespace tocsin::config
+
+namespace tocsin::config {
+namespace {
+
+// Found by fuzz/config_fuzz.cc: yaml-cpp's LoadAll never returned on this input.
+TEST(ConfigLoaderRegression, InputThatHungYamlCppLoadAllIsAnsweredAtOnce) {
+  std::ifstream in(TOCSIN_SOURCE_DIR "/fuzz/regressions/config/yaml-cpp-loadall-hang.yaml",
+                   std::ios::binary);
+  ASSERT_TRUE(in);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto r = load_config_string(text, "hang.yaml");
+  EXPECT_FALSE(r.config.has_value());
+  EXPECT_FALSE(r.errors.empty());
+}
+
+TEST(ConfigLoaderRegression, DocumentMarkersOnlyCountAfterContent) {
+  EXPECT_TRUE(load_config_string("---\nsignals: {}\n", "a.yaml").config.has_value());
+  EXPECT_TRUE(load_config_string("# c\n--- \nsignals: {}\n", "a.yaml").config.has_value());
+  auto r = load_config_string("signals: {}\n...\n", "a.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].where.line, 2);
 }
 
 }  // namespace
