@@ -1,0 +1,192 @@
+"""tocsin.aio.Client against a real tocsind: every method as a coroutine, async for."""
+
+import asyncio
+import os
+import unittest
+
+from tocsind_fixture import DaemonTestCase
+
+import tocsin
+import tocsin.aio
+
+
+class AioTest(DaemonTestCase):
+
+    def run_async(self, coro):
+        return asyncio.run(asyncio.wait_for(coro, 20))
+
+    def test_methods(self):
+        async def body():
+            async with tocsin.aio.Client(self.path) as c:
+                hello = await c.hello(name="aio", group="g")
+                self.assertEqual((hello["name"], hello["group"]), ("aio", "g"))
+                self.assertEqual((await c.version())["protocol"], 1)
+                self.assertEqual((await c.status())["pid"], self.daemon.pid)
+                table = {e["signal"]: e for e in await c.table()}
+                self.assertEqual(table[17]["name"], "jobs")
+                self.assertIsInstance(await c.metrics(), str)
+
+                # raise + async for over a broadcast subscription
+                sub = await c.subscribe(["news"])
+                self.assertIsInstance(sub.id, int)
+                seq = await c.raise_signal("news", "hi")
+                async for ev in sub:
+                    self.assertEqual((ev.seq, ev.signal, ev.name, ev.payload),
+                                     (seq, 18, "news", "hi"))
+                    self.assertEqual(ev.source, tocsin.Source("raise", "aio"))
+                    break
+                await sub.unsubscribe()
+
+                # wait: timeout, then an event raised while waiting
+                self.assertIsNone(await c.wait("loose", timeout=0.05))
+                waiting = asyncio.ensure_future(c.wait("loose", timeout=10))
+                while (await c.status())["waiters"] != 1:
+                    await asyncio.sleep(0.01)
+                seq = await c.raise_signal("loose", "w")
+                ev = await waiting
+                self.assertEqual((ev.seq, ev.payload), (seq, "w"))
+
+                # register / unregister, add_timer, add_rb_timer, remove_source
+                self.assertEqual(await c.register(40, "subscriber"), {})
+                events = []
+                for add, kind in ((c.add_timer, "timer"), (c.add_rb_timer, "rb_timer")):
+                    sid = await add(40, 0.01, iterations=1, id="aio-" + kind)
+                    self.assertEqual(sid, "aio-" + kind)
+                async for ev in c.subscribe([40], ack=True):  # subscribes on first use
+                    self.assertTrue(ev.ack)
+                    await c.ack(ev)
+                    events.append(ev)
+                    if len(events) == 2:
+                        break
+                self.assertEqual(sorted(e.source.kind for e in events), ["rb_timer", "timer"])
+                with self.assertRaises(tocsin.RpcError) as cm:
+                    await c.ack(events[0])
+                self.assertEqual(cm.exception.code, tocsin.NO_SUCH_EVENT)
+                sid = await c.add_timer(40, "1h")
+                self.assertEqual(await c.remove_source(sid), {})
+                with self.assertRaises(tocsin.RpcError) as cm:
+                    await c.remove_source(sid)
+                self.assertEqual(cm.exception.code, tocsin.NO_SUCH_EVENT)
+                self.assertEqual(await c.unregister(40, "subscriber"), {})
+
+                with self.assertRaises(tocsin.RpcError) as cm:
+                    await c.raise_signal("nope")
+                self.assertEqual(cm.exception.code, tocsin.UNKNOWN_SIGNAL)
+        self.run_async(body())
+
+    # The daemon does not have add_cron / add_file_monitor yet: today they answer -32601.
+    def test_cron_and_file_monitor_not_in_daemon_yet(self):
+        async def body():
+            async with tocsin.aio.Client(self.path) as c:
+                with self.assertRaises(tocsin.RpcError) as cm:
+                    await c.add_cron(41, "@hourly", tz="UTC")
+                self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
+                with self.assertRaises(tocsin.RpcError) as cm:
+                    await c.add_file_monitor(42, "/tmp", recursive=False, settle="50ms")
+                self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
+        self.run_async(body())
+
+    def test_one_of_redelivered_when_not_acked(self):
+        async def body():
+            async with tocsin.aio.Client(self.path) as c:
+                sub = c.subscribe("jobs", ack=True)
+                await sub
+                seq = await c.raise_signal("jobs")
+                first = await sub.get(timeout=5)
+                again = await sub.get(timeout=5)
+                self.assertEqual((first.seq, again.seq), (seq, seq))
+                self.assertTrue(again.redelivered)
+                await c.ack(again)
+        self.run_async(body())
+
+    def test_connection_lost(self):
+        async def body():
+            with self.assertRaises(tocsin.ConnectionLost):
+                await tocsin.aio.Client(os.path.join(self.daemon.dir, "x.sock")).connect()
+            c = await tocsin.aio.Client(self.path).connect()
+            sub = await c.subscribe("news")
+            waiting = asyncio.ensure_future(c.wait("loose", timeout=30))
+            while (await c.status())["waiters"] != 1:
+                await asyncio.sleep(0.01)
+            await asyncio.get_running_loop().run_in_executor(None, self.daemon.stop)
+            with self.assertRaises(tocsin.ConnectionLost):
+                await waiting
+            self.assertEqual([ev async for ev in sub], [])
+            with self.assertRaises(tocsin.ConnectionLost):
+                await c.version()
+            await c.close()
+        self.run_async(body())
+
+
+class AioRunTest(DaemonTestCase):
+    """tocsin.aio.run(): the same decorators served with asyncio."""
+
+    def setUp(self):
+        super().setUp()
+        tocsin.clear()
+        self.addCleanup(tocsin.clear)
+
+    def test_run_async_handlers_raise_redeliver_timer_reconnect(self):
+        calls = []
+        ticks = []
+
+        @tocsin.signal("work")
+        async def flaky(ev):
+            await asyncio.sleep(0)
+            calls.append(ev)
+            if len(calls) == 1:
+                raise RuntimeError("first time fails")
+
+        @tocsin.rbtimer(0.05)
+        def tick(ev):
+            ticks.append(ev)
+
+        async def until(cond, what, timeout=15):
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not cond():
+                if asyncio.get_running_loop().time() > deadline:
+                    self.fail("timed out waiting for " + what)
+                await asyncio.sleep(0.01)
+
+        async def body():
+            stop, ready = asyncio.Event(), asyncio.Event()
+            task = asyncio.ensure_future(tocsin.aio.run(self.path, stop_event=stop,
+                                                        ready=ready, name="aio-run"))
+            await until(lambda: ready.is_set() or task.done(), "run() to set up")
+            async with tocsin.aio.Client(self.path) as c:
+                with self.assertLogs("tocsin", "ERROR"):
+                    seq = await c.raise_signal("work", "p")
+                    await until(lambda: len(calls) >= 2, "the redelivery")
+                self.assertEqual([e.seq for e in calls], [seq, seq])
+                self.assertTrue(calls[1].redelivered)
+                await until(lambda: len(ticks) >= 2, "rb_timer events")
+                self.assertEqual(ticks[0].source.kind, "rb_timer")
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.daemon.stop)
+            await loop.run_in_executor(None, self.daemon.start)
+            async with tocsin.aio.Client(self.path) as c:
+                seq = await c.raise_signal("work", "after restart")
+                await until(lambda: len(calls) >= 3, "the event after the restart")
+                self.assertEqual((calls[2].seq, calls[2].payload), (seq, "after restart"))
+                mark = len(ticks)
+                await until(lambda: len(ticks) >= mark + 2, "rb_timer events after restart")
+            tocsin.stop()
+            await asyncio.wait_for(task, 10)
+        self.run_async(body())
+
+    def run_async(self, coro):
+        return asyncio.run(asyncio.wait_for(coro, 40))
+
+    def test_run_reports_cron_and_filemon_not_in_daemon_yet(self):
+        for deco, method in ((tocsin.cron("@hourly"), "add_cron"),
+                             (tocsin.filemon("/tmp"), "add_file_monitor")):
+            tocsin.clear()
+            deco(lambda ev: None)
+            with self.assertRaises(tocsin.RpcError) as cm:
+                self.run_async(tocsin.aio.run(self.path))
+            self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
+            self.assertIn(method, cm.exception.message)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,135 @@
+"""Starts a real tocsind for a test: config and socket in a temporary directory.
+
+The binary is $TOCSIND (set by ctest); run by hand, build/*/tocsind of the repository is used.
+"""
+
+import glob
+import os
+import signal as _signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PKG = os.path.dirname(HERE)  # clients/python: test the tree, not an installed copy
+if PKG not in sys.path:
+    sys.path.insert(0, PKG)
+
+import tocsin  # noqa: E402
+
+DEFAULT_CONFIG = """
+limits: {ack_timeout: 200ms}
+signals:
+  17: {name: jobs, handlers: [{target: subscriber}]}
+  18: {name: news, handlers: [{target: subscribers}]}
+  19: {name: loose}
+  20: {name: work, handlers: [{target: subscriber}]}
+"""
+
+
+def tocsind_path():
+    path = os.environ.get("TOCSIND")
+    if path:
+        return path
+    root = os.path.dirname(os.path.dirname(PKG))
+    found = sorted(glob.glob(os.path.join(root, "build", "*", "tocsind")), key=os.path.getmtime)
+    if not found:
+        raise RuntimeError("set TOCSIND to the tocsind binary (ctest does)")
+    return found[-1]
+
+
+def wait_until(cond, timeout=10.0, what="condition"):
+    """Polls ``cond`` until it is true; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(0.01)
+
+
+class Daemon(object):
+    def __init__(self, directory, config=DEFAULT_CONFIG):
+        self.dir = directory
+        self.config = os.path.join(directory, "tocsin.yaml")
+        self.socket = os.path.join(directory, "s.sock")
+        with open(self.config, "w") as f:
+            f.write(textwrap.dedent(config))
+        self.proc = None
+        self.log_path = os.path.join(directory, "tocsind.log")
+
+    def start(self):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [tocsind_path(), "--config", self.config, "--socket", self.socket,
+             "--log-level", "debug"],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+        def accepts():
+            if self.proc.poll() is not None:
+                raise AssertionError("tocsind exited with %s:\n%s" % (
+                    self.proc.returncode, self.log()))
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(self.socket)
+                return True
+            except OSError:
+                return False
+            finally:
+                s.close()
+        wait_until(accepts, 10, "tocsind to accept on its socket")
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(_signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        rc, self.proc = self.proc.returncode, None
+        return rc
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+class DaemonTestCase(unittest.TestCase):
+    """Each test gets its own daemon (self.daemon) in its own temporary directory."""
+
+    CONFIG = DEFAULT_CONFIG
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tocsin-py-")
+        self.addCleanup(self._tmp.cleanup)
+        self.daemon = Daemon(self._tmp.name, self.CONFIG).start()
+        self.addCleanup(self._stop_daemon)
+        self.path = self.daemon.socket
+
+    def _stop_daemon(self):
+        rc = self.daemon.stop()
+        if rc not in (0, None):
+            self.fail("tocsind exited with %s:\n%s" % (rc, self.daemon.log()))
+
+    def client(self, **kw):
+        c = tocsin.Client(self.path, **kw)
+        self.addCleanup(c.close)
+        return c

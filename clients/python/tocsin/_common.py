@@ -1,0 +1,250 @@
+"""Shared pieces of the sync and asyncio clients: events, errors, parameter helpers."""
+
+import datetime
+import os
+from collections import namedtuple
+
+DEFAULT_SOCKET = "/run/tocsin/tocsin.sock"
+
+# JSON-RPC error codes of docs/protocol.md.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+PERMISSION_DENIED = -32001
+LIMIT_REACHED = -32002
+UNKNOWN_SIGNAL = -32003
+PAYLOAD_TOO_LARGE = -32004
+NO_SUCH_EVENT = -32005
+RELOAD_FAILED = -32006
+LINE_TOO_LONG = -32007
+
+
+class RpcError(Exception):
+    """An error answered by the daemon: ``code`` and ``message`` of the JSON-RPC error."""
+
+    def __init__(self, code, message):
+        super().__init__("[%s] %s" % (code, message))
+        self.code = code
+        self.message = message
+
+
+class ConnectionLost(ConnectionError):
+    """The connection to tocsind is closed (or could not be opened)."""
+
+
+Source = namedtuple("Source", ["kind", "id"])
+Source.__doc__ = "Where an event came from: kind (timer, raise, cron, ...) and id."
+
+Overflow = namedtuple("Overflow", ["dropped", "first_seq", "last_seq"])
+Overflow.__doc__ = "Broadcast events dropped from this connection's queue before an event."
+
+
+class Event(object):
+    """One event of a signal, as the daemon delivered it.
+
+    ``ack`` is True when the event came through a one-of target and must be acknowledged
+    (``client.ack(event)``); ``redelivered`` when it was given to someone before. ``overflow``
+    is an :class:`Overflow` when the daemon reported dropped broadcast events just before it.
+    """
+
+    __slots__ = ("signal", "name", "seq", "source", "time", "iteration", "payload", "ack",
+                 "redelivered", "overflow", "raw")
+
+    def __init__(self, signal, name=None, seq=0, source=None, time=None, iteration=0,
+                 payload=None, ack=False, redelivered=False, overflow=None, raw=None):
+        self.signal = signal
+        self.name = name
+        self.seq = seq
+        self.source = source
+        self.time = time
+        self.iteration = iteration
+        self.payload = payload
+        self.ack = ack
+        self.redelivered = redelivered
+        self.overflow = overflow
+        self.raw = raw
+
+    @classmethod
+    def from_params(cls, params):
+        src = params.get("source") or {}
+        return cls(signal=params.get("signal"), name=params.get("name"),
+                   seq=params.get("seq", 0),
+                   source=Source(src.get("kind"), src.get("id")),
+                   time=params.get("time"), iteration=params.get("iteration", 0),
+                   payload=params.get("payload"), ack=bool(params.get("ack", False)),
+                   redelivered=bool(params.get("redelivered", False)), raw=params)
+
+    def matches(self, signal):
+        """True when ``signal`` (a number or a name) is this event's signal."""
+        return signal == self.signal or (self.name is not None and signal == self.name)
+
+    def __eq__(self, other):
+        return isinstance(other, Event) and self.raw == other.raw and self.seq == other.seq
+
+    def __hash__(self):
+        return hash(self.seq)
+
+    def __repr__(self):
+        return ("Event(signal=%r, name=%r, seq=%r, source=%r, time=%r, iteration=%r, "
+                "payload=%r, ack=%r, redelivered=%r)" % (
+                    self.signal, self.name, self.seq, self.source, self.time, self.iteration,
+                    self.payload, self.ack, self.redelivered))
+
+
+def socket_path(path=None):
+    """The socket to use: ``path``, else $TOCSIN_SOCKET, else /run/tocsin/tocsin.sock."""
+    return path or os.environ.get("TOCSIN_SOCKET") or DEFAULT_SOCKET
+
+
+def duration(value):
+    """A duration for the wire: numbers are seconds (sent as integer milliseconds, at least 1
+    when positive), ``timedelta`` likewise, strings ("250ms", "2s") are sent as they are."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a duration is seconds (int/float), a timedelta or a string like '2s'")
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, (int, float)):
+        ms = int(round(value * 1000))
+        if ms == 0 and value > 0:
+            ms = 1
+        return ms
+    raise TypeError("a duration is seconds (int/float), a timedelta or a string like '2s'")
+
+
+def params_of(**fields):
+    """The params object: fields that are None are left out."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def seq_of(event_or_seq):
+    return event_or_seq.seq if isinstance(event_or_seq, Event) else int(event_or_seq)
+
+
+def signals_param(signals):
+    if signals == "*":
+        return "*"
+    if isinstance(signals, (int, str)):
+        return [signals]
+    return list(signals)
+
+
+def sources_param(sources):
+    if sources is None:
+        return None
+    if isinstance(sources, str):
+        return [sources]
+    return list(sources)
+
+
+def result_of(message):
+    """The result of a reply message, or RpcError."""
+    err = message.get("error")
+    if err is not None:
+        raise RpcError(err.get("code"), err.get("message"))
+    return message.get("result")
+
+
+def _event_or_none(result):
+    return None if result is None else Event.from_params(result)
+
+
+def _identity(result):
+    return result
+
+
+class Methods(object):
+    """The daemon's methods, shared by the sync and asyncio clients: each one calls
+    ``self._request(method, params, post)``, which returns the value (sync) or an awaitable
+    (asyncio). Durations are seconds (int/float), timedeltas or strings ("250ms")."""
+
+    def _request(self, method, params, post=_identity):  # pragma: no cover
+        raise NotImplementedError
+
+    def call(self, method, params=None):
+        """Any method by name; returns its raw result."""
+        return self._request(method, params)
+
+    def hello(self, name=None, group=None):
+        """Names this connection and puts it in a group. Returns {client, name, group}."""
+        return self._request("hello", params_of(name=name, group=group))
+
+    def raise_signal(self, signal, payload=None):
+        """Raises ``signal`` (number or name) with an optional string payload. Returns the seq."""
+        return self._request("raise", params_of(signal=signal, payload=payload),
+                             lambda r: r["seq"])
+
+    def wait(self, signal=None, timeout=None):
+        """The next event of ``signal`` (or any) that has no handler, or None after ``timeout``
+        seconds."""
+        return self._request("wait", params_of(signal=signal, timeout=duration(timeout)),
+                             _event_or_none)
+
+    def ack(self, event):
+        """Acknowledges a one-of event (an Event or its seq)."""
+        return self._request("ack", {"seq": seq_of(event)})
+
+    def unsubscribe(self, subscription):
+        sub = getattr(subscription, "id", subscription)
+        return self._request("unsubscribe", {"subscription": sub})
+
+    def register(self, signal, target="subscribers"):
+        """Adds a subscriber-kind handler (subscribers, subscriber, subscriber:NAME,
+        group:NAME) to ``signal`` at run time (admin)."""
+        return self._request("register", {"signal": signal, "target": target})
+
+    def unregister(self, signal, target="subscribers"):
+        return self._request("unregister", {"signal": signal, "target": target})
+
+    def add_timer(self, signal, every, after=None, clock=None, iterations=None, id=None):
+        """Adds a kernel timer (admin). Returns its id."""
+        return self._request("add_timer", params_of(
+            id=id, signal=signal, every=duration(every), after=duration(after), clock=clock,
+            iterations=iterations), lambda r: r["id"])
+
+    def add_rb_timer(self, signal, every, after=None, clock=None, iterations=None, id=None):
+        """Adds a user-space rb_timer (admin). Returns its id."""
+        return self._request("add_rb_timer", params_of(
+            id=id, signal=signal, every=duration(every), after=duration(after), clock=clock,
+            iterations=iterations), lambda r: r["id"])
+
+    def add_cron(self, signal, schedule, tz=None, jitter=None, missed=None, iterations=None,
+                 id=None):
+        """Adds a cron job (admin), fields of SPEC §3. Returns its id."""
+        return self._request("add_cron", params_of(
+            id=id, signal=signal, schedule=schedule, tz=tz, jitter=duration(jitter),
+            missed=missed, iterations=iterations), lambda r: r["id"])
+
+    def add_file_monitor(self, signal, path, recursive=None, events=None, match=None,
+                         settle=None, max_delay=None, iterations=None, id=None):
+        """Adds an inotify file monitor (admin), fields of SPEC §3. Returns its id."""
+        if isinstance(events, str):
+            events = [events]
+        return self._request("add_file_monitor", params_of(
+            id=id, signal=signal, path=str(path), recursive=recursive,
+            events=None if events is None else list(events), match=match,
+            settle=duration(settle), max_delay=duration(max_delay), iterations=iterations),
+            lambda r: r["id"])
+
+    def remove_source(self, id):
+        return self._request("remove_source", {"id": id})
+
+    def table(self):
+        """The signal table: a list of dicts (signal, name, description, handlers, counters)."""
+        return self._request("table", None, lambda r: r["signals"])
+
+    def status(self):
+        return self._request("status", None)
+
+    def metrics(self):
+        """Prometheus text."""
+        return self._request("metrics", None, lambda r: r["text"])
+
+    def reload(self):
+        return self._request("reload", None)
+
+    def version(self):
+        return self._request("version", None)
