@@ -49,7 +49,8 @@ dpkg-deb --field "$deb" Package Version Architecture Depends
 contents=$(dpkg-deb --contents "$deb" | awk '{ print $6 }' | sed 's|^\./|/|')
 for f in /usr/bin/tocsind /usr/bin/tocsinctl /etc/tocsin/tocsin.yaml \
          /usr/lib/systemd/system/tocsind.service /usr/lib/systemd/system/tocsind.socket \
-         /usr/lib/sysusers.d/tocsin.conf /usr/lib/tmpfiles.d/tocsin.conf; do
+         /usr/lib/sysusers.d/tocsin.conf /usr/lib/tmpfiles.d/tocsin.conf \
+         /usr/lib/python3/dist-packages/tocsin/__init__.py; do
   printf '%s\n' "$contents" | grep -qx "$f" || fail "the package has no $f"
 done
 ctrl=$out_dir/control
@@ -77,6 +78,11 @@ echo "ok: installed"
 echo "== /usr/bin/tocsind --check --config /etc/tocsin/tocsin.yaml"
 if ! /usr/bin/tocsind --check --config /etc/tocsin/tocsin.yaml; then
   fail "tocsind --check of the installed config failed"
+fi
+echo "== the installed Python client imports with the system python3"
+if command -v /usr/bin/python3 >/dev/null; then
+  (cd / && /usr/bin/python3 -c 'import tocsin; print("tocsin", tocsin.__version__ if hasattr(tocsin, "__version__") else "")') ||
+    fail "python3 cannot import the installed tocsin package"
 fi
 echo "== getent passwd tocsin"
 if getent passwd tocsin; then
