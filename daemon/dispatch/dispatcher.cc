@@ -41,18 +41,22 @@ EventPtr Dispatcher::raise(SignalId signal, SourceRef source, std::string payloa
   }
 
   for (const auto& handler : entry->handlers) {
+    ++handler->counters().runs;
     try {
       Result<void> r = handler->handle(ev);
       if (!r) {
+        ++handler->counters().failures;
         ++counters.failed;
         spdlog::warn("signal {}: handler {} failed: {}", describe_event(*ev), handler->describe(),
                      r.error().message);
       }
     } catch (const std::exception& e) {
+      ++handler->counters().failures;
       ++counters.failed;
       spdlog::error("signal {}: handler {} threw: {}", describe_event(*ev), handler->describe(),
                     e.what());
     } catch (...) {
+      ++handler->counters().failures;
       ++counters.failed;
       spdlog::error("signal {}: handler {} threw a non-standard exception", describe_event(*ev),
                     handler->describe());

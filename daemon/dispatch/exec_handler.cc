@@ -17,6 +17,7 @@ struct ExecHandler::State {
 
   os::ProcessSupervisor& supervisor;
   SignalStats& stats;
+  std::shared_ptr<HandlerCounters> handler_counters;  // set by the ExecHandler that owns this
   config::ExecHandler spec;
   std::size_t queue_limit;
   std::string label;
@@ -54,6 +55,7 @@ void on_exit(const std::shared_ptr<State>& state, pid_t pid, const os::ChildExit
                  describe_event(*event), s.label, pid, exit.describe(), exit.runtime.count());
   } else {
     ++counters.failed;
+    if (s.handler_counters) ++s.handler_counters->failures;
     std::string why = exit.describe();
     if (exit.timed_out && s.spec.timeout) {
       why += ": its process group was killed at the " + config::format_duration(*s.spec.timeout) +
@@ -96,6 +98,7 @@ void start(const std::shared_ptr<State>& state, EventPtr event) {
   auto pid = s.supervisor.spawn(std::move(req), std::move(on_line), std::move(on_child_exit));
   if (!pid) {
     ++s.stats[event->signal].failed;
+    if (s.handler_counters) ++s.handler_counters->failures;
     spdlog::error("signal {}: {} could not start: {}", describe_event(*event), s.label,
                   pid.error().message);
     return;
@@ -128,9 +131,10 @@ std::string make_label(const config::ExecHandler& spec) {
 
 ExecHandler::ExecHandler(os::ProcessSupervisor& supervisor, SignalStats& stats,
                          config::ExecHandler spec, std::size_t queue_limit)
-    : state_(std::make_shared<State>(State{supervisor, stats, std::move(spec),
+    : state_(std::make_shared<State>(State{supervisor, stats, nullptr, std::move(spec),
                                            std::max<std::size_t>(queue_limit, 1), {}, {}, {}})) {
   state_->label = make_label(state_->spec);
+  state_->handler_counters = shared_counters();
   if (state_->spec.concurrency == 0) state_->spec.concurrency = 1;
 }
 

@@ -412,6 +412,23 @@ std::string metrics_text(ServerCore& core) {
       out += c.name + label(n) + " " + std::to_string(sc.*(c.field)) + "\n";
     }
   }
+  out += "# HELP tocsin_handler_runs_total Events given to a handler (index: its place in the "
+         "signal's list).\n# TYPE tocsin_handler_runs_total counter\n";
+  std::string failures =
+      "# HELP tocsin_handler_failures_total Handler runs that failed (error, exception, exit "
+      "status, timeout).\n# TYPE tocsin_handler_failures_total counter\n";
+  for (const SignalEntry* e : t.entries()) {
+    for (std::size_t i = 0; i < e->handlers.size(); ++i) {
+      std::string labels = "{signal=\"" + std::to_string(e->number) + "\",index=\"" +
+                           std::to_string(i) + "\",handler=\"" + e->handlers[i]->describe() +
+                           "\"}";
+      out += "tocsin_handler_runs_total" + labels + " " +
+             std::to_string(e->handlers[i]->counters().runs) + "\n";
+      failures += "tocsin_handler_failures_total" + labels + " " +
+                  std::to_string(e->handlers[i]->counters().failures) + "\n";
+    }
+  }
+  out += failures;
   out += "# HELP tocsin_events_total Events raised since the daemon started.\n"
          "# TYPE tocsin_events_total counter\ntocsin_events_total " +
          std::to_string(core.host.dispatcher().last_seq()) + "\n";

@@ -21,15 +21,28 @@
 
 namespace tocsin {
 
+// Per-handler counts, for metrics: shared so that asynchronous work (an exec child's exit) can
+// still count after the handler was replaced by a reload.
+struct HandlerCounters {
+  std::uint64_t runs = 0;      // events given to the handler
+  std::uint64_t failures = 0;  // of which failed (error, exception, or reported later)
+};
+
 class Handler {
  public:
   virtual ~Handler() = default;
+  HandlerCounters& counters() { return *counters_; }
+  const HandlerCounters& counters() const { return *counters_; }
+  const std::shared_ptr<HandlerCounters>& shared_counters() const { return counters_; }
   // Accepts one event. Return an error (or throw) when the event cannot be handled at all; the
   // dispatcher then counts it as failed. On success the handler counts delivered/dropped/failed
   // itself, now or when its asynchronous work ends.
   virtual Result<void> handle(const EventPtr& event) = 0;
   // A short name for logs: "exec[/usr/bin/rebuild]", "log[info]".
   virtual std::string describe() const = 0;
+
+ private:
+  std::shared_ptr<HandlerCounters> counters_ = std::make_shared<HandlerCounters>();
 };
 
 class Dispatcher {

@@ -590,6 +590,14 @@ TEST_F(ProtocolTest, MetricsArePrometheusText) {
       << text;
   EXPECT_NE(text.find("tocsin_clients 1"), std::string::npos) << text;
   EXPECT_NE(text.find("tocsin_subscriber_queue_depth{client="), std::string::npos) << text;
+  EXPECT_NE(text.find("tocsin_handler_runs_total{signal=\"5\",index=\"0\","
+                      "handler=\"target[subscribers]\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("tocsin_handler_failures_total{signal=\"5\",index=\"0\","
+                      "handler=\"target[subscribers]\"} 0"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(ProtocolTest, AStaleSocketIsReplacedALiveOneRefused) {

@@ -75,6 +75,10 @@ TEST_F(DispatcherTest, AFailingHandlerNeverStopsTheOthers) {
                                              "d"}));
   EXPECT_EQ(d->events.size(), 2u);
   EXPECT_EQ(stats[9].failed, 4u);  // two events x two failing handlers
+  EXPECT_EQ(a->counters().runs, 2u);
+  EXPECT_EQ(a->counters().failures, 0u);
+  EXPECT_EQ(b->counters().failures, 2u);
+  EXPECT_EQ(c->counters().failures, 2u);
   EXPECT_EQ(stats[9].raised, 2u);
 }
 

@@ -63,6 +63,8 @@ TEST_F(ExecHandlerTest, SuccessIsDeliveredFailureIsFailed) {
   ASSERT_TRUE(run_until([&] { return stats[3].delivered + stats[3].failed == 2; }));
   EXPECT_EQ(stats[3].delivered, 1u);
   EXPECT_EQ(stats[3].failed, 1u);
+  EXPECT_EQ(good->counters().failures, 0u);
+  EXPECT_EQ(bad->counters().failures, 1u) << "an exit status counts against the handler";
 }
 
 TEST_F(ExecHandlerTest, ProgramNotFoundIsCountedAsFailed) {
