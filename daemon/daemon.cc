@@ -9,7 +9,6 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
 
 #include "server/hub.h"
 #include "server/server.h"
@@ -254,24 +253,17 @@ class Daemon::Impl final : public ServerHost {
     return Error{"no source with id \"" + id + "\"", -32005};
   }
 
-  std::string sources_json(std::size_t limit) const override {
-    nlohmann::json list = nlohmann::json::array();
+  std::pair<std::size_t, std::size_t> timer_counts() const override {
+    return {timers_.timer_count(), timers_.rb_timer_count()};
+  }
+
+  std::vector<SourceInfo> timer_list(std::size_t limit) const override {
+    std::vector<SourceInfo> out;
     for (const auto& t : timers_.list(limit)) {
-      list.push_back({{"id", t.id},
-                      {"kind", to_string(t.kind)},
-                      {"signal", t.signal},
-                      {"every_ms", t.every_ms},
-                      {"clock", to_string(t.clock)},
-                      {"iterations", t.iterations},
-                      {"fired", t.fired},
-                      {"overruns", t.overruns},
-                      {"next_in_ms", (t.next_ns - clock_->now_ns(t.clock)) / 1000000},
-                      {"from_config", t.from_config}});
+      out.push_back({t.id, t.kind, t.signal, t.every_ms, to_string(t.clock), t.iterations, t.fired,
+                     t.overruns, (t.next_ns - clock_->now_ns(t.clock)) / 1000000, t.from_config});
     }
-    return nlohmann::json{{"timers", timers_.timer_count()},
-                          {"rb_timers", timers_.rb_timer_count()},
-                          {"list", std::move(list)}}
-        .dump();
+    return out;
   }
 
   Result<void> register_target(SignalId signal, const config::TargetHandler& target) override {

@@ -30,6 +30,29 @@ bool is_valid_signal_name(std::string_view name) {
   return true;
 }
 
+namespace {
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+}  // namespace
+
+bool is_valid_client_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!is_name_char(c)) return false;
+  }
+  return true;
+}
+
+bool is_valid_source_id(std::string_view id) {
+  if (id.empty()) return false;
+  for (char c : id) {
+    if (!is_name_char(c) && c != ':') return false;
+  }
+  return true;
+}
+
 std::string format_rfc3339(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   auto us = duration_cast<microseconds>(t.time_since_epoch()).count();

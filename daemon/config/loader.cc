@@ -232,19 +232,8 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text) {
   return value;
 }
 
-bool is_id_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == ':' || c == '-';
-}
-
-// Subscriber, group and plugin names: what a client may say in `hello` and a shell can type.
-bool is_simple_name(std::string_view text) {
-  if (text.empty() || text.size() > 64) return false;
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  });
-}
+// Subscriber, group and plugin names: the same rule as for what a client says in `hello`.
+bool is_simple_name(std::string_view text) { return is_valid_client_name(text); }
 
 // User and group names as useradd accepts them (a trailing '$' is Samba's machine accounts).
 bool is_account_name(std::string_view text) {
@@ -1058,7 +1047,7 @@ void Parser::source_id(const Entry& e, std::string& id) {
   constexpr std::string_view kWhat = "an id of letters, digits and . _ : -";
   auto s = text(e.value, kWhat);
   if (!s) return;
-  if (s->empty() || !std::all_of(s->begin(), s->end(), is_id_char)) {
+  if (!is_valid_source_id(*s)) {
     expected(e.value, kWhat);
     return;
   }

@@ -30,12 +30,7 @@ std::optional<config::TargetHandler> parse_target(std::string_view text) {
   auto named = [&](std::string_view prefix, K kind) -> std::optional<config::TargetHandler> {
     if (!text.starts_with(prefix)) return std::nullopt;
     std::string_view name = text.substr(prefix.size());
-    if (name.empty() || name.size() > 64) return std::nullopt;
-    for (char c : name) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '.' || c == '_' || c == '-';
-      if (!ok) return std::nullopt;
-    }
+    if (!is_valid_client_name(name)) return std::nullopt;
     return config::TargetHandler{kind, std::string(name)};
   };
   if (auto t = named("subscriber:", K::subscriber_named)) return t;

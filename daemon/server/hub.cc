@@ -363,13 +363,17 @@ void Hub::expire(std::chrono::steady_clock::time_point now) {
   }
 }
 
+std::optional<Hub::ClientInfo> Hub::client_info(ClientId id) const {
+  const Client* c = find(id);
+  if (!c) return std::nullopt;
+  return ClientInfo{id, c->name, c->group, c->subscriptions.size(), c->queue.size(),
+                    c->unacked.size(), c->dropped_total};
+}
+
 std::vector<Hub::ClientInfo> Hub::clients() const {
   std::vector<ClientInfo> out;
   out.reserve(clients_.size());
-  for (const auto& [id, c] : clients_) {
-    out.push_back({id, c->name, c->group, c->subscriptions.size(), c->queue.size(),
-                   c->unacked.size(), c->dropped_total});
-  }
+  for (const auto& [id, c] : clients_) out.push_back(*client_info(id));
   std::sort(out.begin(), out.end(),
             [](const ClientInfo& a, const ClientInfo& b) { return a.id < b.id; });
   return out;

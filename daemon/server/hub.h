@@ -120,6 +120,7 @@ class Hub {
     std::uint64_t dropped;  // broadcast events dropped from its queue, in total
   };
   std::vector<ClientInfo> clients() const;
+  std::optional<ClientInfo> client_info(ClientId id) const;
   std::size_t client_count() const { return clients_.size(); }
   std::size_t backlog_size() const;
   std::optional<ClientId> find_by_name(const std::string& name) const;

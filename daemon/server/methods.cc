@@ -56,16 +56,6 @@ Param<std::chrono::milliseconds> duration_param(const Json& v, const char* key) 
   return invalid(std::string(key) + ": expected a duration (\"250ms\") or integer milliseconds");
 }
 
-bool valid_client_name(const std::string& s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 Json from(const Context& ctx, const ParamError& e) { return error_reply(ctx.id, e.code, e.message); }
 
 Json denied(const Context& ctx, const std::string& what) {
@@ -122,21 +112,19 @@ Json raise(Context& ctx, const Json& params) {
 Json hello(Context& ctx, const Json& params) {
   std::string name = params.value("name", "");
   std::string group = params.value("group", "");
-  if (!name.empty() && !valid_client_name(name)) {
+  if (!name.empty() && !is_valid_client_name(name)) {
     return from(ctx, invalid("name: 1-64 letters, digits, . _ -"));
   }
-  if (!group.empty() && !valid_client_name(group)) {
+  if (!group.empty() && !is_valid_client_name(group)) {
     return from(ctx, invalid("group: 1-64 letters, digits, . _ -"));
   }
   if (auto r = ctx.core.hub.hello(ctx.session.client(), name, group); !r) {
     return error_reply(ctx.id, r.error().code, r.error().message);
   }
-  for (const auto& c : ctx.core.hub.clients()) {
-    if (c.id == ctx.session.client()) {
-      return result_reply(ctx.id, {{"client", c.id}, {"name", c.name}, {"group", c.group}});
-    }
-  }
-  return result_reply(ctx.id, {{"client", ctx.session.client()}});
+  auto me = ctx.core.hub.client_info(ctx.session.client());
+  return result_reply(ctx.id, {{"client", ctx.session.client()},
+                               {"name", me ? me->name : name},
+                               {"group", me ? me->group : group}});
 }
 
 Json subscribe(Context& ctx, const Json& params) {
@@ -263,10 +251,8 @@ Json add_timer(Context& ctx, const Json& params, SourceKind kind) {
       return from(ctx, invalid("id: expected a non-empty string"));
     }
     spec.id = id->get<std::string>();
-    for (char c : spec.id) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '.' || c == '_' || c == ':' || c == '-';
-      if (!ok) return from(ctx, invalid("id: letters, digits and . _ : - only"));
+    if (!is_valid_source_id(spec.id)) {
+      return from(ctx, invalid("id: letters, digits and . _ : - only"));
     }
   }
   auto s = params.find("signal");
@@ -343,6 +329,24 @@ Json table(Context& ctx) {
   return result_reply(ctx.id, {{"signals", std::move(list)}});
 }
 
+Json sources_json(const ServerHost& host, std::size_t limit) {
+  Json list = Json::array();
+  for (const auto& t : host.timer_list(limit)) {
+    list.push_back({{"id", t.id},
+                    {"kind", to_string(t.kind)},
+                    {"signal", t.signal},
+                    {"every_ms", t.every_ms},
+                    {"clock", std::string(t.clock)},
+                    {"iterations", t.iterations},
+                    {"fired", t.fired},
+                    {"overruns", t.overruns},
+                    {"next_in_ms", t.next_in_ms},
+                    {"from_config", t.from_config}});
+  }
+  auto [timers, rb_timers] = host.timer_counts();
+  return {{"timers", timers}, {"rb_timers", rb_timers}, {"list", std::move(list)}};
+}
+
 Json status(Context& ctx) {
   ServerCore& core = ctx.core;
   std::unordered_map<ClientId, const Peer*> peers;
@@ -375,7 +379,7 @@ Json status(Context& ctx) {
                                {"children", core.host.children()},
                                {"backlog", core.hub.backlog_size()},
                                {"waiters", core.waiter_count()},
-                               {"sources", Json::parse(core.host.sources_json(100))},
+                               {"sources", sources_json(core.host, 100)},
                                {"clients_detail", std::move(clients)}});
 }
 

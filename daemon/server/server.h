@@ -13,7 +13,10 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
+#include <string_view>
+#include <utility>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +35,20 @@ namespace tocsin {
 class Hub;
 class ServerCore;
 
+// A run-time view of one timer source, for `status`.
+struct SourceInfo {
+  std::string id;
+  SourceKind kind = SourceKind::timer;
+  SignalId signal = 0;
+  std::int64_t every_ms = 0;
+  std::string_view clock;
+  std::uint64_t iterations = 0;
+  std::uint64_t fired = 0;
+  std::uint64_t overruns = 0;
+  std::int64_t next_in_ms = 0;
+  bool from_config = false;
+};
+
 class ServerHost {
  public:
   virtual ~ServerHost() = default;
@@ -48,8 +65,9 @@ class ServerHost {
   // generates one. Returns the id.
   virtual Result<std::string> add_timer(config::TimerSpec spec, SourceKind kind) = 0;
   virtual Result<void> remove_source(const std::string& id) = 0;
-  // For status: counts and up to `limit` sources with their state, as JSON text.
-  virtual std::string sources_json(std::size_t limit) const = 0;
+  // For status: the timer counts (kernel, rb) and up to `limit` of each kind with their state.
+  virtual std::pair<std::size_t, std::size_t> timer_counts() const = 0;
+  virtual std::vector<SourceInfo> timer_list(std::size_t limit) const = 0;
 };
 
 // Who is on the other end of a connection (SO_PEERCRED, SO_PEERGROUPS), resolved once at accept.

@@ -163,7 +163,6 @@ asio::awaitable<void> Session::reader() {
       drain_and_close();
     }
   }
-  reader_done_ = true;
 }
 
 asio::awaitable<void> Session::writer() {
@@ -203,7 +202,6 @@ asio::awaitable<void> Session::writer() {
         kTuple);
     if (ec) break;
   }
-  writer_done_ = true;
   close();
 }
 

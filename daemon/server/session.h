@@ -75,8 +75,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t reply_bytes_ = 0;
   bool closed_ = false;
   bool draining_ = false;
-  bool reader_done_ = false;
-  bool writer_done_ = false;
 };
 
 }  // namespace tocsin

@@ -41,6 +41,10 @@ using EventPtr = std::shared_ptr<const Event>;
 
 // `[a-z][a-z0-9._-]{0,63}` (SPEC §1).
 bool is_valid_signal_name(std::string_view name);
+// Client, group, target and plugin names: `[A-Za-z0-9._-]{1,64}` (what a shell types unquoted).
+bool is_valid_client_name(std::string_view name);
+// Source ids: `[A-Za-z0-9._:-]+` (generated ids contain ':').
+bool is_valid_source_id(std::string_view id);
 
 // RFC 3339, UTC, microseconds: 2026-11-22T08:28:38.123456Z
 std::string format_rfc3339(std::chrono::system_clock::time_point t);
