@@ -242,24 +242,27 @@ Result<Client::Json> Client::await_reply(std::int64_t id, TimePoint deadline) {
     }
     Json msg = Json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (msg.is_discarded()) return Error{"tocsind sent a line that is not JSON: " + line, 0};
-    if (is_notification(msg)) {
-      notifications_.push_back(std::move(msg));
-    } else if (msg.is_array()) {
-      for (auto& element : msg) {
-        if (is_notification(element)) {
-          notifications_.push_back(std::move(element));
-        } else if (is_orphan_error(element)) {
-          return to_error(element["error"]);
-        } else {
-          replies_.push_back(std::move(element));
-        }
-      }
-    } else if (is_orphan_error(msg)) {
-      return to_error(msg["error"]);
-    } else {
-      replies_.push_back(std::move(msg));
-    }
+    if (auto orphan = file_message(std::move(msg))) return to_error((*orphan)["error"]);
   }
+}
+
+std::optional<Client::Json> Client::file_message(Json msg) {
+  auto file_one = [this](Json m) -> std::optional<Json> {
+    if (is_notification(m)) {
+      notifications_.push_back(std::move(m));
+    } else if (is_orphan_error(m)) {
+      return m;
+    } else {
+      replies_.push_back(std::move(m));
+    }
+    return std::nullopt;
+  };
+  if (!msg.is_array()) return file_one(std::move(msg));
+  std::optional<Json> orphan;
+  for (auto& element : msg) {
+    if (auto o = file_one(std::move(element)); o && !orphan) orphan = std::move(o);
+  }
+  return orphan;
 }
 
 // --- requests ---------------------------------------------------------------------------------
@@ -318,19 +321,8 @@ std::optional<Client::Json> Client::next_notification(Millis timeout) {
     if (!got || !*got) return std::nullopt;
     Json msg = Json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (msg.is_discarded()) continue;
-    if (is_notification(msg)) {
-      notifications_.push_back(std::move(msg));
-    } else if (msg.is_array()) {
-      for (auto& element : msg) {
-        if (is_notification(element)) {
-          notifications_.push_back(std::move(element));
-        } else {
-          replies_.push_back(std::move(element));
-        }
-      }
-    } else {
-      replies_.push_back(std::move(msg));
-    }
+    // An error with a null id answers no request this client is waiting for: nothing to keep.
+    (void)file_message(std::move(msg));
   }
   Json n = std::move(notifications_.front());
   notifications_.pop_front();

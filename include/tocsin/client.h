@@ -67,6 +67,9 @@ class Client {
   // Reads one line into `out`; false at the deadline, an error (code 0) on EOF or a transport
   // failure, which also close the connection.
   Result<bool> read_line(std::string& out, std::chrono::steady_clock::time_point deadline);
+  // Files one incoming line (an object or a batch): notifications and replies are kept for
+  // later; an error with a null id (-32700, -32007) is returned, since it answers no request.
+  std::optional<Json> file_message(Json msg);
   // Reads until the reply with `id` is here; keeps notifications and other replies.
   Result<Json> await_reply(std::int64_t id, std::chrono::steady_clock::time_point deadline);
 
