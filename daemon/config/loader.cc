@@ -27,6 +27,7 @@
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
+#include "cron/expression.h"
 #include "tocsin/config.h"
 
 namespace tocsin::config {
@@ -113,7 +114,7 @@ struct UwsgiField {
   int max;
 };
 constexpr UwsgiField kUwsgiFields[] = {
-    {"minute", 0, 59}, {"hour", 0, 23}, {"day", 1, 31}, {"month", 1, 12}, {"weekday", 0, 6}};
+    {"minute", 0, 59}, {"hour", 0, 23}, {"day", 1, 31}, {"month", 1, 12}, {"weekday", 0, 7}};
 
 constexpr int kMaxJsonDepth = 64;
 constexpr std::uint64_t kMaxPayloadBytes = 65536;  // SPEC §1
@@ -1279,6 +1280,22 @@ void Parser::cron(const Value& v) {
     // Two zones for one job would leave the reader guessing which one wins.
     if (tz != nullptr && c.schedule.starts_with("CRON_TZ=")) {
       error(tz->key_at, item.path + ": the schedule already sets a zone with CRON_TZ=; keep one");
+    }
+    // The expression itself: its errors point at the column within the YAML line.
+    if (!c.schedule.empty()) {
+      cron::Parsed parsed = cron::parse(c.schedule);
+      if (!parsed.schedule) {
+        Location at = c.schedule_where;
+        at.column += parsed.error.column - 1;
+        error(at, item.path + ".schedule: " + parsed.error.message);
+      }
+    } else if (c.uwsgi) {
+      cron::Parsed parsed = cron::uwsgi(*c.uwsgi);
+      if (!parsed.schedule) error(when->value.at, item.path + ".uwsgi: " + parsed.error.message);
+    }
+    if (!c.tz.empty()) {
+      std::string why;
+      if (cron::find_zone(c.tz, &why) == nullptr) error(tz->value.at, item.path + ".tz: " + why);
     }
     if (!has_id) generated_id(item, "cron", index, c.id);
     config_.cron.push_back(std::move(c));
