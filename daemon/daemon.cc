@@ -17,6 +17,8 @@
 #include "os/process.h"
 #include "os/systemd.h"
 #include "sources/posix_source.h"
+#include "sources/cron_source.h"
+#include "cron/expression.h"
 
 namespace tocsin {
 
@@ -52,7 +54,9 @@ std::vector<config::ConfigError> check_supported(const config::Config& config) {
   for (const auto& f : config.file_monitors) {
     refuse(f.where, "file_monitors (file monitor `" + f.id + "`)");
   }
-  for (const auto& c : config.cron) refuse(c.where, "cron (cron entry `" + c.id + "`)");
+  for (const auto& c : config.cron) {
+    if (c.cluster) refuse(c.where, "`cluster: true` (cron job `" + c.id + "`, needs the Postgres plugin)");
+  }
   for (const auto& p : config.plugins) refuse(p.where, "plugins (plugin `" + p.name + "`)");
   return errors;
 }
@@ -68,6 +72,7 @@ class Daemon::Impl final : public ServerHost {
         posix_(io_, dispatcher_,
                {.reload = [this] { (void)reload(); }, .stop = [this](int) { request_stop(); }}),
         timers_(io_, dispatcher_, *clock_),
+        cron_(io_, dispatcher_, *clock_),
         server_(io_, hub_, *this),
         stop_timer_(io_),
         started_(clock_->steady_now()) {}
@@ -93,13 +98,16 @@ class Daemon::Impl final : public ServerHost {
       return r;
     }
     if (auto r = timers_.apply_config(config.timers, config.rb_timers); !r) return r;
+    // Last: @reboot jobs fire now, with the table and the socket in place.
+    if (auto r = cron_.apply_config(config.cron, config.state_dir, /*at_start=*/true); !r) return r;
     config_ = std::move(config);
     release_applied_config();
     spdlog::info(
         "tocsind {} ready: config {}, socket {}, {} signals, {} posix signal mappings, {} timers, "
-        "{} rb_timers",
+        "{} rb_timers, {} cron jobs",
         TOCSIN_VERSION, config_.file, server_.path(), dispatcher_.table().size(),
-        config_.posix_signals.size(), timers_.timer_count(), timers_.rb_timer_count());
+        config_.posix_signals.size(), timers_.timer_count(), timers_.rb_timer_count(),
+        cron_.count());
     os::systemd::notify("READY=1\nSTATUS=" + status_line());
     if (auto interval = os::systemd::watchdog_ping_interval()) {
       watchdog_interval_ = *interval;
@@ -113,6 +121,7 @@ class Daemon::Impl final : public ServerHost {
   std::string status_line() const {
     return std::to_string(dispatcher_.table().size()) + " signals, " +
            std::to_string(timers_.timer_count() + timers_.rb_timer_count()) + " timers, " +
+           std::to_string(cron_.count()) + " cron jobs, " +
            std::to_string(server_.sessions()) + " clients, " +
            std::to_string(supervisor_.live()) + " children, " +
            std::to_string(dispatcher_.last_seq()) + " events";
@@ -141,6 +150,7 @@ class Daemon::Impl final : public ServerHost {
                  supervisor_.live());
     posix_.stop();
     timers_.stop();
+    cron_.stop();
     // Removing the handlers drops exec queues (logged, counted) and lets no new child start;
     // every child's process group is killed and reaped through the reactor; every client gets
     // what is queued for it. All of it within kStopGrace.
@@ -204,11 +214,22 @@ class Daemon::Impl final : public ServerHost {
         next.socket.group != config_.socket.group) {
       spdlog::warn("reload: socket settings changed; they take effect at the next start");
     }
+    if (auto r = check_source_ids(next); !r) {
+      spdlog::error("reload failed: {}; the running configuration stays in force",
+                    r.error().message);
+      return r;
+    }
+    if (auto r = cron_.check_config(next.cron); !r) {
+      spdlog::error("reload failed: {}; the running configuration stays in force",
+                    r.error().message);
+      return r;
+    }
     if (auto r = timers_.apply_config(next.timers, next.rb_timers); !r) {
       spdlog::error("reload failed: {}; the running configuration stays in force",
                     r.error().message);
       return r;
     }
+    (void)cron_.apply_config(next.cron, next.state_dir, /*at_start=*/false);  // checked above
     dispatcher_.set_table(std::move(table.value()));
     hub_.set_limits(hub_limits(next.limits));
     server_.set_limits(next.limits);
@@ -216,9 +237,11 @@ class Daemon::Impl final : public ServerHost {
     next.socket = config_.socket;  // what is in force
     config_ = std::move(next);
     release_applied_config();
-    spdlog::info("reloaded: config {}, {} signals, {} posix signal mappings, {} timers, {} rb_timers",
-                 config_.file, dispatcher_.table().size(), config_.posix_signals.size(),
-                 timers_.timer_count(), timers_.rb_timer_count());
+    spdlog::info(
+        "reloaded: config {}, {} signals, {} posix signal mappings, {} timers, {} rb_timers, {} "
+        "cron jobs",
+        config_.file, dispatcher_.table().size(), config_.posix_signals.size(),
+        timers_.timer_count(), timers_.rb_timer_count(), cron_.count());
     return ok();
   }
 
@@ -231,26 +254,89 @@ class Daemon::Impl final : public ServerHost {
     return std::chrono::duration<double>(clock_->steady_now() - started_).count();
   }
 
-  Result<std::string> add_timer(config::TimerSpec spec, SourceKind kind) override {
-    if (spec.id.empty()) {
+  // Ids are unique across every kind of source; a generated one is KIND:N.
+  bool source_exists(const std::string& id) const {
+    return timers_.contains(id) || cron_.contains(id);
+  }
+  Result<std::string> new_source_id(std::string id, SourceKind kind) {
+    if (id.empty()) {
       do {
-        spec.id = std::string(to_string(kind)) + ":" + std::to_string(++generated_ids_);
-      } while (timers_.contains(spec.id));
+        id = std::string(to_string(kind)) + ":" + std::to_string(++generated_ids_);
+      } while (source_exists(id));
+    } else if (source_exists(id)) {
+      return Error{"the id \"" + id + "\" is already used by another source", -32602};
     }
-    if (timers_.timer_count() + timers_.rb_timer_count() >= config_.limits.sources) {
+    if (timers_.timer_count() + timers_.rb_timer_count() + cron_.count() >=
+        config_.limits.sources) {
       return Error{"limits.sources (" + std::to_string(config_.limits.sources) + ") reached",
                    -32002};
     }
+    return id;
+  }
+
+  Result<std::string> add_timer(config::TimerSpec spec, SourceKind kind) override {
+    auto id = new_source_id(spec.id, kind);
+    if (!id) return id.error();
+    spec.id = *id;
     if (auto r = timers_.add(spec, kind, /*from_config=*/false); !r) return r.error();
     return spec.id;
   }
 
+  Result<std::string> add_cron(config::CronSpec spec) override {
+    auto id = new_source_id(spec.id, SourceKind::cron);
+    if (!id) return id.error();
+    spec.id = *id;
+    if (auto r = cron_.add(spec); !r) return r.error();
+    spdlog::info("cron job {} added: {}", spec.id,
+                 spec.uwsgi ? std::string("uwsgi form") : spec.schedule);
+    return spec.id;
+  }
+
   Result<void> remove_source(const std::string& id) override {
-    if (timers_.remove(id)) {
+    if (timers_.remove(id) || cron_.remove(id)) {
       spdlog::info("source {} removed", id);
       return ok();
     }
     return Error{"no source with id \"" + id + "\"", -32005};
+  }
+
+  // A reload may not give a configuration source the id of a run-time source of another kind.
+  Result<void> check_source_ids(const config::Config& next) const {
+    for (const auto& c : next.cron) {
+      if (timers_.contains(c.id) && !timers_.find(c.id)->from_config) {
+        return Error{"cron job `" + c.id + "`: the id is taken by a timer added at run time"};
+      }
+    }
+    for (const auto* list : {&next.timers, &next.rb_timers}) {
+      for (const auto& t : *list) {
+        if (cron_.is_runtime(t.id)) {
+          return Error{"timer `" + t.id + "`: the id is taken by a cron job added at run time"};
+        }
+      }
+    }
+    return ok();
+  }
+
+  std::size_t cron_count() const override { return cron_.count(); }
+
+  std::vector<CronInfo> cron_list(std::size_t limit) const override {
+    std::vector<CronInfo> out;
+    for (const auto& j : cron_.list(limit)) {
+      CronInfo info{.id = j.id,
+                    .signal = j.signal,
+                    .schedule = j.schedule,
+                    .zone = j.zone,
+                    .missed_policy = j.missed_policy == config::Missed::once ? "once" : "skip",
+                    .fired = j.fired,
+                    .missed = j.missed,
+                    .iterations = j.iterations,
+                    .from_config = j.from_config};
+      if (j.next) {
+        info.next = cron::format_in_zone(*j.next, *cron::find_zone(j.zone, nullptr));
+      }
+      out.push_back(std::move(info));
+    }
+    return out;
   }
 
   std::pair<std::size_t, std::size_t> timer_counts() const override {
@@ -333,6 +419,7 @@ class Daemon::Impl final : public ServerHost {
   void release_applied_config() {
     std::vector<config::TimerSpec>().swap(config_.timers);
     std::vector<config::TimerSpec>().swap(config_.rb_timers);
+    std::vector<config::CronSpec>().swap(config_.cron);
     ::malloc_trim(0);
   }
 
@@ -351,6 +438,7 @@ class Daemon::Impl final : public ServerHost {
   os::ProcessSupervisor supervisor_;
   PosixSignalSource posix_;
   TimerSources timers_;
+  CronSource cron_;
   Server server_;
   asio::steady_timer stop_timer_;
   asio::steady_timer watchdog_timer_{io_};

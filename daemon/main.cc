@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", options.config_path, "configuration file")
       ->capture_default_str();
   app.add_flag("--check", check, "validate the configuration and exit (0: valid, 1: errors)");
+  std::string positional_config;  // `tocsind --check CONFIG` (SPEC §4) and `tocsind CONFIG`
+  app.add_option("CONFIG", positional_config, "configuration file (same as --config)");
   app.add_option("--socket", socket_path, "Unix socket path (overrides socket.path)");
   app.add_option("--log-level", log_level,
                  "trace, debug, info, warn, error, critical or off (overrides log.level)");
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  if (!positional_config.empty()) options.config_path = positional_config;
   if (!socket_path.empty()) options.socket_path = socket_path;
   if (!log_level.empty()) {
     options.log_level = tocsin::config::log_level_from_string(log_level);
@@ -66,7 +69,7 @@ int main(int argc, char** argv) {
     std::cout << options.config_path << ": ok (" << loaded.config->signals.size()
               << " signals, " << loaded.config->posix_signals.size() << " posix signal mappings, "
               << loaded.config->timers.size() << " timers, " << loaded.config->rb_timers.size()
-              << " rb_timers)\n";
+              << " rb_timers, " << loaded.config->cron.size() << " cron jobs)\n";
     return 0;
   }
   if (!loaded.config) {

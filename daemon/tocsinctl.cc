@@ -9,7 +9,11 @@
 //     table | status | metrics | reload
 //     add-timer SIGNAL EVERY [--after T] [--clock C] [--iterations N] [--id ID] [--rb]
 //     add-rb-timer SIGNAL EVERY [...]                 prints the new source's id
+//     add-cron SIGNAL 'EXPR' [--tz Z] [--jitter T] [--missed skip|once] [--iterations N] [--id ID]
+//                                                    prints the new cron job's id
 //     remove ID                                       removes a source
+//     cron-next 'EXPR' [--tz ZONE] [--from ISO-8601] [--count N]
+//                                                    the next N fire instants (no daemon)
 //     check CONFIG                                   validates a configuration file (no daemon)
 //
 // Output: on a terminal, human-readable (aligned tables, one line per event); with --json or when
@@ -19,7 +23,8 @@
 // Exit codes:
 //   0  ok
 //   1  the daemon answered with an error (printed on stderr with its code); for `check`, the
-//      configuration has errors; for `reload`, the reload failed (its errors on stderr)
+//      configuration has errors; for `reload`, the reload failed (its errors on stderr); for
+//      `cron-next`, the expression, zone or --from is not valid
 //   2  bad command line
 //   3  cannot connect to the daemon, or a transport error (connection lost, no reply in time)
 //   4  `wait` timed out
@@ -36,6 +41,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cron/expression.h"
 #include "daemon.h"
 #include "tocsin/client.h"
 #include "tocsin/config.h"
@@ -322,6 +328,76 @@ int cmd_add_timer(Client& c, const Options& o, const TimerArgs& a) {
   return kExitOk;
 }
 
+struct CronArgs {
+  std::string signal, schedule, tz, jitter, missed, id;
+  std::uint64_t iterations = 0;
+};
+
+int cmd_add_cron(Client& c, const Options& o, const CronArgs& a) {
+  Json params{{"signal", signal_arg(a.signal)}, {"schedule", a.schedule}};
+  if (!a.tz.empty()) params["tz"] = a.tz;
+  if (!a.jitter.empty()) params["jitter"] = a.jitter;
+  if (!a.missed.empty()) params["missed"] = a.missed;
+  if (!a.id.empty()) params["id"] = a.id;
+  if (a.iterations) params["iterations"] = a.iterations;
+  auto r = c.call("add_cron", params);
+  if (!r) return fail("add_cron", r.error());
+  if (o.human) {
+    std::cout << r->value("id", "") << "\n";
+  } else {
+    print_json(*r);
+  }
+  return kExitOk;
+}
+
+// Pure: parses the expression and prints its next instants; needs no daemon.
+int cmd_cron_next(const std::string& expr, const std::string& tz, const std::string& from,
+                  std::int64_t count) {
+  namespace cron = tocsin::cron;
+  cron::Parsed p = cron::parse(expr);
+  if (!p.schedule) {
+    std::cerr << "tocsinctl: cron-next: column " << p.error.column << ": " << p.error.message
+              << "\n  " << expr << "\n  " << std::string(static_cast<std::size_t>(p.error.column - 1), ' ')
+              << "^\n";
+    return 1;
+  }
+  if (!p.schedule->zone.empty() && !tz.empty() && p.schedule->zone != tz) {
+    std::cerr << "tocsinctl: cron-next: the expression sets CRON_TZ=" << p.schedule->zone
+              << " and --tz says " << tz << "; keep one\n";
+    return 1;
+  }
+  std::string why;
+  const date::time_zone* zone =
+      cron::find_zone(p.schedule->zone.empty() ? tz : p.schedule->zone, &why);
+  if (zone == nullptr) {
+    std::cerr << "tocsinctl: cron-next: " << why << "\n";
+    return 1;
+  }
+  cron::Seconds t = std::chrono::time_point_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now());
+  if (!from.empty()) {
+    auto f = cron::parse_instant(from, *zone);
+    if (!f) {
+      std::cerr << "tocsinctl: cron-next: --from " << from
+                << ": expected ISO 8601 such as 2026-03-29T01:30:00+01:00, 2026-03-29T01:30 (in "
+                   "the zone) or 2026-03-29\n";
+      return 1;
+    }
+    t = *f - std::chrono::seconds{1};  // --from itself counts when it is an instant
+  }
+  if (p.schedule->reboot) {
+    std::cerr << "tocsinctl: cron-next: @reboot has no instants; it fires once when tocsind starts\n";
+    return 0;
+  }
+  for (std::int64_t i = 0; i < count; ++i) {
+    auto next = cron::next_fire(*p.schedule, *zone, t);
+    if (!next) break;
+    std::cout << cron::format_in_zone(*next, *zone) << "\n";
+    t = *next;
+  }
+  return 0;
+}
+
 int cmd_remove(Client& c, const Options& o, const std::string& id) {
   auto r = c.call("remove_source", {{"id", id}});
   if (!r) return fail("remove_source", r.error());
@@ -384,8 +460,30 @@ int main(int argc, char** argv) {
   add_timer->add_flag("--rb", timer_args.rb, "an rb_timer instead (same as add-rb-timer)");
   auto* add_rb_timer = app.add_subcommand("add-rb-timer", "add a user-space timer; prints its id");
   add_timer_options(add_rb_timer);
+  CronArgs cron_args;
+  auto* add_cron = app.add_subcommand("add-cron", "add a cron job; prints its id");
+  add_cron->add_option("SIGNAL", cron_args.signal, "signal number or name")->required();
+  add_cron->add_option("SCHEDULE", cron_args.schedule, "cron expression, e.g. '*/5 * * * *'")
+      ->required();
+  add_cron->add_option("--tz", cron_args.tz, "IANA zone (default: the daemon's)");
+  add_cron->add_option("--jitter", cron_args.jitter, "random delay up to this (\"30s\")");
+  add_cron->add_option("--missed", cron_args.missed, "skip (default) or once")
+      ->check(CLI::IsMember({"skip", "once"}));
+  add_cron->add_option("--iterations", cron_args.iterations, "fire this many times (0 = forever)");
+  add_cron->add_option("--id", cron_args.id, "the job's id (default: generated)");
+
+  std::string cron_expr, cron_tz, cron_from;
+  std::int64_t cron_count = 5;
+  auto* cron_next = app.add_subcommand(
+      "cron-next", "print the next instants of a cron expression (needs no daemon)");
+  cron_next->add_option("EXPR", cron_expr, "cron expression, e.g. '0 3 * * *'")->required();
+  cron_next->add_option("--tz", cron_tz, "IANA zone (default: the local zone)");
+  cron_next->add_option("--from", cron_from, "start here, ISO 8601 (default: now)");
+  cron_next->add_option("--count", cron_count, "how many (default 5)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
+
   std::string remove_id;
-  auto* remove = app.add_subcommand("remove", "remove a source (timer, rb_timer) by id");
+  auto* remove = app.add_subcommand("remove", "remove a source (timer, rb_timer, cron) by id");
   remove->add_option("ID", remove_id, "the source's id")->required();
 
   std::string config_path;
@@ -408,6 +506,7 @@ int main(int argc, char** argv) {
     std::cout << config_path << ": ok\n";
     return 0;
   }
+  if (*cron_next) return cmd_cron_next(cron_expr, cron_tz, cron_from, cron_count);
   if (*wait && !wait_timeout.empty()) {
     std::string why;
     if (!tocsin::config::parse_duration(wait_timeout, &why)) {
@@ -432,6 +531,7 @@ int main(int argc, char** argv) {
   if (*reload) return cmd_reload(c, o);
   if (*add_rb_timer) timer_args.rb = true;
   if (*add_timer || *add_rb_timer) return cmd_add_timer(c, o, timer_args);
+  if (*add_cron) return cmd_add_cron(c, o, cron_args);
   if (*remove) return cmd_remove(c, o, remove_id);
   return kExitUsage;
 }

@@ -155,6 +155,7 @@ void CronScheduler::collect(std::int64_t now_ms, bool clock_was_set, std::vector
     Fire fire{.id = j.spec.id, .signal = j.spec.signal, .scheduled = slot, .late_ms = late,
               .zone = j.zone};
     if (j.schedule.reboot) {
+      fire.reboot = true;
       fire.iteration = ++j.fired;
       out.push_back(std::move(fire));
       continue;

@@ -47,6 +47,7 @@ struct Fire {
   std::int64_t late_ms = 0; // now - (slot + jitter)
   std::uint64_t missed = 0; // slots this event stands for beyond `scheduled` (a catch-up: all)
   bool catch_up = false;
+  bool reboot = false;      // an @reboot job, at daemon start
   std::uint64_t iteration = 0;
   const date::time_zone* zone = nullptr;
 };

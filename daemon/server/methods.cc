@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "dispatch/target_handler.h"
@@ -292,6 +294,82 @@ Json add_timer(Context& ctx, const Json& params, SourceKind kind) {
   return result_reply(ctx.id, {{"id", *r}});
 }
 
+Json add_cron(Context& ctx, const Json& params) {
+  if (!ctx.session.peer().admin) return admin_only(ctx, "add_cron");
+  config::CronSpec spec;
+  static constexpr std::string_view kKnown[] = {"id",     "signal", "schedule",  "uwsgi",
+                                                "tz",     "jitter", "missed",    "iterations"};
+  for (const auto& [key, value] : params.items()) {
+    if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
+      return from(ctx, invalid("unknown field \"" + key + "\" (a cron job has id, signal, "
+                               "schedule or uwsgi, tz, jitter, missed, iterations)"));
+    }
+  }
+  if (auto id = params.find("id"); id != params.end() && !id->is_null()) {
+    if (!id->is_string() || !is_valid_source_id(id->get<std::string>())) {
+      return from(ctx, invalid("id: letters, digits and . _ : - only"));
+    }
+    spec.id = id->get<std::string>();
+  }
+  auto s = params.find("signal");
+  if (s == params.end()) return from(ctx, invalid("signal is required"));
+  auto sig = signal_param(ctx.core, *s, "signal");
+  if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
+  spec.signal = std::get<SignalId>(sig);
+  auto schedule = params.find("schedule");
+  auto uwsgi = params.find("uwsgi");
+  bool has_schedule = schedule != params.end() && !schedule->is_null();
+  bool has_uwsgi = uwsgi != params.end() && !uwsgi->is_null();
+  if (has_schedule == has_uwsgi) {
+    return from(ctx, invalid("a cron job has exactly one of schedule (\"*/5 * * * *\") and uwsgi "
+                             "([minute, hour, day, month, weekday])"));
+  }
+  if (has_schedule) {
+    if (!schedule->is_string()) return from(ctx, invalid("schedule: a cron expression"));
+    spec.schedule = schedule->get<std::string>();
+  } else {
+    if (!uwsgi->is_array() || uwsgi->size() != 5 ||
+        !std::all_of(uwsgi->begin(), uwsgi->end(), [](const Json& v) {
+          return v.is_number_integer() && v.get<std::int64_t>() >= -1000 &&
+                 v.get<std::int64_t>() <= 1000;
+        })) {
+      return from(ctx, invalid("uwsgi: five integers [minute, hour, day, month, weekday]"));
+    }
+    spec.uwsgi = uwsgi->get<std::vector<int>>();
+  }
+  if (auto tz = params.find("tz"); tz != params.end() && !tz->is_null()) {
+    if (!tz->is_string()) return from(ctx, invalid("tz: an IANA zone such as Europe/Berlin"));
+    spec.tz = tz->get<std::string>();
+  }
+  if (auto j = params.find("jitter"); j != params.end() && !j->is_null()) {
+    auto d = duration_param(*j, "jitter");
+    if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
+    spec.jitter = std::get<std::chrono::milliseconds>(d);
+  }
+  if (auto m = params.find("missed"); m != params.end() && !m->is_null()) {
+    if (*m == "skip") {
+      spec.missed = config::Missed::skip;
+    } else if (*m == "once") {
+      spec.missed = config::Missed::once;
+    } else {
+      return from(ctx, invalid("missed: skip or once"));
+    }
+  }
+  if (auto it = params.find("iterations"); it != params.end() && !it->is_null()) {
+    if (!it->is_number_unsigned()) return from(ctx, invalid("iterations: a count, 0 = forever"));
+    spec.iterations = it->get<std::uint64_t>();
+  }
+  auto r = ctx.core.host.add_cron(std::move(spec));
+  if (!r) {
+    std::string message = r.error().message;
+    if (r.error().code == -32602 && !message.starts_with("invalid params")) {
+      message = "invalid params: " + message;
+    }
+    return error_reply(ctx.id, r.error().code ? r.error().code : -32603, message);
+  }
+  return result_reply(ctx.id, {{"id", *r}});
+}
+
 Json remove_source(Context& ctx, const Json& params) {
   if (!ctx.session.peer().admin) return admin_only(ctx, "remove_source");
   auto id = params.find("id");
@@ -343,8 +421,25 @@ Json sources_json(const ServerHost& host, std::size_t limit) {
                     {"next_in_ms", t.next_in_ms},
                     {"from_config", t.from_config}});
   }
+  for (const auto& c : host.cron_list(limit)) {
+    Json entry{{"id", c.id},
+               {"kind", "cron"},
+               {"signal", c.signal},
+               {"schedule", c.schedule},
+               {"zone", c.zone},
+               {"missed_policy", c.missed_policy},
+               {"next", c.next.empty() ? Json() : Json(c.next)},
+               {"iterations", c.iterations},
+               {"fired", c.fired},
+               {"missed", c.missed},
+               {"from_config", c.from_config}};
+    list.push_back(std::move(entry));
+  }
   auto [timers, rb_timers] = host.timer_counts();
-  return {{"timers", timers}, {"rb_timers", rb_timers}, {"list", std::move(list)}};
+  return {{"timers", timers},
+          {"rb_timers", rb_timers},
+          {"cron", host.cron_count()},
+          {"list", std::move(list)}};
 }
 
 Json status(Context& ctx) {

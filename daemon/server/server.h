@@ -49,6 +49,19 @@ struct SourceInfo {
   bool from_config = false;
 };
 
+struct CronInfo {
+  std::string id;
+  SignalId signal = 0;
+  std::string schedule;
+  std::string zone;
+  std::string missed_policy;  // skip | once
+  std::string next;           // ISO 8601 in the job's zone; empty when there is none
+  std::uint64_t fired = 0;
+  std::uint64_t missed = 0;
+  std::uint64_t iterations = 0;
+  bool from_config = false;
+};
+
 class ServerHost {
  public:
   virtual ~ServerHost() = default;
@@ -64,7 +77,10 @@ class ServerHost {
   // Run-time sources (add_timer, add_rb_timer, remove_source). `spec.id` may be empty: the host
   // generates one. Returns the id.
   virtual Result<std::string> add_timer(config::TimerSpec spec, SourceKind kind) = 0;
+  virtual Result<std::string> add_cron(config::CronSpec spec) = 0;
   virtual Result<void> remove_source(const std::string& id) = 0;
+  virtual std::size_t cron_count() const = 0;
+  virtual std::vector<CronInfo> cron_list(std::size_t limit) const = 0;
   // For status: the timer counts (kernel, rb) and up to `limit` of each kind with their state.
   virtual std::pair<std::size_t, std::size_t> timer_counts() const = 0;
   virtual std::vector<SourceInfo> timer_list(std::size_t limit) const = 0;

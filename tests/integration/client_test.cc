@@ -428,6 +428,64 @@ TEST_F(TocsinctlTest, BadCommandLineExitsTwo) {
   EXPECT_EQ(ctl({"subscribe", "news", "--count", "0"}).exit_code, 2);
 }
 
+TEST_F(TocsinctlTest, CronNextPrintsInstantsWithTheirOffsetAndNeedsNoDaemon) {
+  // No daemon runs in this test: `ctl` points at a socket nobody listens on.
+  auto r = ctl({"cron-next", "30 2 * * *", "--tz", "America/New_York", "--from",
+                "2026-03-07T12:00:00-05:00", "--count", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines_of(r.out), (std::vector<std::string>{"2026-03-08T03:00:00-04:00",
+                                                       "2026-03-09T02:30:00-04:00",
+                                                       "2026-03-10T02:30:00-04:00"}));
+  // A wall time for --from is read in the zone; CRON_TZ= in the expression works as --tz.
+  r = ctl({"cron-next", "CRON_TZ=Europe/Berlin @hourly", "--from", "2026-10-25T01:30", "--count",
+           "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines_of(r.out), (std::vector<std::string>{"2026-10-25T02:00:00+02:00",
+                                                       "2026-10-25T02:00:00+01:00",
+                                                       "2026-10-25T03:00:00+01:00"}));
+  // --from itself is included when it is an instant of the schedule.
+  r = ctl({"cron-next", "0 0 1 1 *", "--tz", "UTC", "--from", "2027-01-01T00:00:00Z", "--count",
+           "1"});
+  EXPECT_EQ(r.out, "2027-01-01T00:00:00+00:00\n") << r.err;
+  // Without --count: five.
+  r = ctl({"cron-next", "@daily"});
+  EXPECT_EQ(lines_of(r.out).size(), 5u) << r.err;
+}
+
+TEST_F(TocsinctlTest, CronNextErrorsGoToStderrWithANonZeroExit) {
+  auto r = ctl({"cron-next", "*/5 * 32 * *"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("column 7: day-of-month 32 is out of range 1-31"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("\n  */5 * 32 * *\n        ^"), std::string::npos) << r.err;
+  r = ctl({"cron-next", "0 0 ? * 1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("Quartz"), std::string::npos) << r.err;
+  r = ctl({"cron-next", "@daily", "--tz", "Mars/Base"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown time zone"), std::string::npos) << r.err;
+  r = ctl({"cron-next", "@daily", "--from", "yesterday"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--from yesterday: expected ISO 8601"), std::string::npos) << r.err;
+  EXPECT_EQ(ctl({"cron-next", "@daily", "--count", "0"}).exit_code, 2);
+  EXPECT_EQ(ctl({"cron-next"}).exit_code, 2);
+}
+
+TEST_F(TocsinctlTest, AddCronAndRemove) {
+  start();
+  auto r = ctl({"add-cron", "news", "*/10 * * * *", "--tz", "Europe/Berlin", "--missed", "once",
+                "--id", "ten"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << log();
+  EXPECT_EQ(Json::parse(r.out)["id"], "ten");
+  r = ctl({"add-cron", "news", "*/10 * * * * * *"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("Quartz"), std::string::npos) << r.err;
+  EXPECT_EQ(ctl({"add-cron", "news", "@daily", "--missed", "twice"}).exit_code, 2);
+  EXPECT_EQ(ctl({"remove", "ten"}).exit_code, 0);
+  EXPECT_EQ(ctl({"remove", "ten"}).exit_code, 1);
+}
+
 TEST_F(TocsinctlTest, RaisePrintsTheSeq) {
   start();
   auto first = ctl({"raise", "news", "hello"});
