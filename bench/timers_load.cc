@@ -3,6 +3,8 @@
 //   tocsin_timers rss    [--count 1000000] [--via socket|yaml]
 //       RSS per pending rb_timer: VmRSS of the daemon before and after arming --count rb_timers
 //       (every 1h, so none fires), added over the socket in batches or declared in the YAML.
+//   tocsin_timers cron-rss [--count 100000]
+//       RSS of --count cron jobs declared in the YAML, against the same daemon with none.
 //   tocsin_timers jitter [--timers 1000] [--every 10] [--seconds 10] [--kind timer|rb_timer]
 //       --timers timers every --every ms for --seconds; for every event: lateness at the raise
 //       (the event's late_us, measured by the daemon against the due time) and at this
@@ -153,6 +155,44 @@ int run_rss(const std::string& tocsind, long count, const std::string& via) {
   std::printf("rss via=%s count=%ld before=%ldKiB after=%ldKiB bytes_per_timer=%.1f "
               "arm_seconds=%.2f\n",
               via.c_str(), count, before_kib, after_kib, per, secs);
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
+// RSS of `count` cron jobs declared in the YAML (a mix of typical expressions and zones), against
+// the same daemon with none.
+int run_cron_rss(const std::string& tocsind, long count) {
+  static const char* kExprs[] = {"*/5 * * * *",     "0 3 * * *",   "30 8 * * mon-fri",
+                                 "@hourly",         "0 0 L * *",   "0 9 * * fri#3",
+                                 "15,45 */2 * * *", "0 0 1 1 *",   "0 12 * * sun",
+                                 "*/10 9-17 * * 1-5"};
+  static const char* kZones[] = {"UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"};
+  std::string dir = make_dir();
+  long before_kib = 0;
+  {
+    Daemon base;
+    start(base, tocsind, make_dir(), std::string("state_dir: ") + dir + "/state\n" + kSignals);
+    before_kib = rss_kib(base.pid);
+  }
+  std::string yaml = std::string("state_dir: ") + dir + "/state\n" + kSignals + "cron:\n";
+  for (long i = 0; i < count; ++i) {
+    yaml += std::string("  - {signal: 3, schedule: \"") + kExprs[i % std::size(kExprs)] +
+            "\", tz: " + kZones[(i / 10) % std::size(kZones)] + "}\n";
+  }
+  Daemon d;
+  auto t0 = Clock::now();
+  start(d, tocsind, dir, yaml);
+  auto c = Client::connect(d.sock);
+  if (!c) die(c.error().message);
+  auto s = c->call("status", Json::object(), std::chrono::minutes(5));
+  if (!s) die(s.error().message);
+  if ((*s)["sources"]["cron"] != count) die("not all cron jobs are loaded: " + s->dump());
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  long after_kib = rss_kib(d.pid);
+  std::printf("cron-rss count=%ld before=%ldKiB after=%ldKiB bytes_per_job=%.1f "
+              "start_seconds=%.2f\n",
+              count, before_kib, after_kib,
+              (after_kib - before_kib) * 1024.0 / static_cast<double>(count), secs);
   std::filesystem::remove_all(dir);
   return 0;
 }
@@ -345,8 +385,12 @@ int main(int argc, char** argv) {
   jitter->add_option("--every", every, "milliseconds");
   jitter->add_option("--seconds", seconds);
   jitter->add_option("--kind", kind)->check(CLI::IsMember({"timer", "rb_timer"}));
+  long cron_count = 100000;
+  auto* cron_rss = app.add_subcommand("cron-rss", "RSS of many cron jobs declared in the YAML");
+  cron_rss->add_option("--count", cron_count);
   CLI11_PARSE(app, argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
   if (*rss) return run_rss(tocsind, count, via);
+  if (*cron_rss) return run_cron_rss(tocsind, cron_count);
   return run_jitter(tocsind, timers, every, seconds, kind);
 }

@@ -15,6 +15,11 @@ Seconds floor_seconds(std::int64_t ms) {
 
 std::int64_t to_ms(Seconds s) { return s.time_since_epoch().count() * 1000; }
 
+// What a job is remembered and listed by: the expression as written, or the uWSGI form.
+std::string text_of(const config::CronSpec& spec, const Schedule& schedule) {
+  return spec.uwsgi ? schedule.text : spec.schedule;
+}
+
 }  // namespace
 
 struct CronScheduler::Job : TimerNode {
@@ -56,7 +61,11 @@ Result<void> CronScheduler::add(const config::CronSpec& spec, bool from_config,
 
   auto job = std::make_unique<Job>();
   job->spec = spec;
+  // A hundred thousand jobs: keep only what reload and status need (docs/BENCHMARKS.md).
+  job->spec.where = {};
+  job->spec.schedule_where = {};
   job->schedule = std::move(*parsed.schedule);
+  if (!spec.uwsgi) std::string().swap(job->schedule.text);
   job->zone = zone;
   job->from_config = from_config;
   const Seconds now = floor_seconds(now_ms);
@@ -75,7 +84,7 @@ Result<void> CronScheduler::add(const config::CronSpec& spec, bool from_config,
   if (spec.missed == config::Missed::once) {
     // Slots after the remembered one that passed while the daemon was down are due at once:
     // collect() sees them late and fires one catch-up.
-    if (saved && saved->schedule == j.schedule.text && saved->zone == zone->name() &&
+    if (saved && saved->schedule == text_of(j.spec, j.schedule) && saved->zone == zone->name() &&
         saved->last <= now + kBackwardLimit) {
       from = std::min(saved->last, now + kBackwardLimit);
       j.remembered = saved->last;
@@ -208,7 +217,8 @@ std::map<std::string, SavedSlot> CronScheduler::last_slots() const {
   std::map<std::string, SavedSlot> out;
   for (const auto& [id, job] : jobs_) {
     if (job->spec.missed != config::Missed::once || !job->remembered) continue;
-    out.emplace(id, SavedSlot{job->schedule.text, job->zone->name(), *job->remembered});
+    out.emplace(id, SavedSlot{text_of(job->spec, job->schedule), job->zone->name(),
+                              *job->remembered});
   }
   return out;
 }
@@ -221,7 +231,7 @@ std::vector<JobInfo> CronScheduler::list(std::size_t limit) const {
     if (out.size() >= limit) break;
     out.push_back(JobInfo{.id = id,
                           .signal = job->spec.signal,
-                          .schedule = job->schedule.text,
+                          .schedule = text_of(job->spec, job->schedule),
                           .zone = job->zone->name(),
                           .missed_policy = job->spec.missed,
                           .next = job->next_slot,
