@@ -74,13 +74,21 @@ class AioTest(DaemonTestCase):
                 self.assertEqual(cm.exception.code, tocsin.UNKNOWN_SIGNAL)
         self.run_async(body())
 
-    # The daemon does not have add_cron / add_file_monitor yet: today they answer -32601.
-    def test_cron_and_file_monitor_not_in_daemon_yet(self):
+    def test_add_cron(self):
         async def body():
             async with tocsin.aio.Client(self.path) as c:
+                self.assertEqual(await c.add_cron(41, "@hourly", tz="UTC", id="hourly"), "hourly")
                 with self.assertRaises(tocsin.RpcError) as cm:
-                    await c.add_cron(41, "@hourly", tz="UTC")
-                self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
+                    await c.add_cron(41, "61 * * * *")
+                self.assertEqual(cm.exception.code, tocsin.INVALID_PARAMS)
+                self.assertIn("column 1", cm.exception.message)
+                self.assertEqual(await c.remove_source("hourly"), {})
+        self.run_async(body())
+
+    # The daemon does not have add_file_monitor yet: today it answers -32601.
+    def test_file_monitor_not_in_daemon_yet(self):
+        async def body():
+            async with tocsin.aio.Client(self.path) as c:
                 with self.assertRaises(tocsin.RpcError) as cm:
                     await c.add_file_monitor(42, "/tmp", recursive=False, settle="50ms")
                 self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
@@ -177,9 +185,8 @@ class AioRunTest(DaemonTestCase):
     def run_async(self, coro):
         return asyncio.run(asyncio.wait_for(coro, 40))
 
-    def test_run_reports_cron_and_filemon_not_in_daemon_yet(self):
-        for deco, method in ((tocsin.cron("@hourly"), "add_cron"),
-                             (tocsin.filemon("/tmp"), "add_file_monitor")):
+    def test_run_reports_filemon_not_in_daemon_yet(self):
+        for deco, method in ((tocsin.filemon("/tmp"), "add_file_monitor"),):
             tocsin.clear()
             deco(lambda ev: None)
             with self.assertRaises(tocsin.RpcError) as cm:

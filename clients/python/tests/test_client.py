@@ -162,14 +162,22 @@ class ClientTest(DaemonTestCase):
         self.assertEqual((s["kind"], s["signal"], s["every_ms"], s["clock"], s["iterations"]),
                          ("timer", 32, 2000, "boottime", 3))
 
-    # The daemon does not have add_cron / add_file_monitor yet: today they answer -32601.
-    # When it does, these tests must be changed to check the source is added.
-    def test_add_cron_not_in_daemon_yet(self):
+    def test_add_cron_with_every_field(self):
         c = self.client()
+        self.assertEqual(c.add_cron(33, "*/5 * * * *", tz="Europe/Berlin", jitter=1,
+                                    missed="once", iterations=0, id="c1"), "c1")
+        s = [s for s in c.status()["sources"]["list"] if s["id"] == "c1"][0]
+        self.assertEqual((s["kind"], s["signal"], s["schedule"], s["zone"], s["missed_policy"]),
+                         ("cron", 33, "*/5 * * * *", "Europe/Berlin", "once"))
+        self.assertTrue(s["next"].endswith(("+01:00", "+02:00")), s["next"])
         with self.assertRaises(tocsin.RpcError) as cm:
-            c.add_cron(33, "*/5 * * * *", tz="Europe/Berlin", jitter=1, missed="once",
-                       iterations=0, id="c1")
-        self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
+            c.add_cron(33, "0 0 ? * 1")
+        self.assertEqual(cm.exception.code, tocsin.INVALID_PARAMS)
+        self.assertIn("Quartz", cm.exception.message)
+        c.remove_source("c1")
+
+    # The daemon does not have add_file_monitor yet: today it answers -32601.
+    # When it does, this test must be changed to check the source is added.
 
     def test_add_file_monitor_not_in_daemon_yet(self):
         c = self.client()

@@ -1,6 +1,7 @@
 """The decorators and tocsin.run() against a real tocsind: delivery, acks, a handler that
 raises (redelivered), timers on picked signals, reconnect after a daemon restart."""
 
+import json
 import logging
 import os
 import threading
@@ -228,17 +229,32 @@ class DecoratorTest(DaemonTestCase):
         wait_until(r.done.is_set, what="run() to give up")
         self.assertIsInstance(r.error, tocsin.ConnectionLost)
 
-    # The daemon does not have add_cron / add_file_monitor yet (-32601): run() must report
-    # that, not start without the job. When it does, test that they fire instead.
-    def test_cron_not_in_daemon_yet(self):
-        tocsin.cron("*/5 * * * *", tz="Europe/Berlin")(Recorder())
+    def test_cron_fires_the_function(self):
+        every_second = Recorder()
+        tocsin.cron("* * * * * *", tz="Asia/Tokyo")(every_second)
+        r = Runner(self, socket_path=self.path)
+        r.wait_ready()
+        wait_until(lambda: every_second.count() >= 2, 15, "two cron events")
+        ev = every_second.events[0]
+        self.assertEqual(ev.source.kind, "cron")
+        payload = json.loads(ev.payload)
+        self.assertEqual(payload["zone"], "Asia/Tokyo")
+        self.assertTrue(payload["scheduled"].endswith("+09:00"), payload)
+        tocsin.stop()
+        wait_until(r.done.is_set, what="run() to return")
+        self.assertIsNone(r.error)
+        # run() removed its job on the way out.
+        self.assertEqual([s for s in self.client().status()["sources"]["list"]
+                          if s["kind"] == "cron"], [])
+
+    def test_bad_cron_expression_is_reported_and_nothing_is_left_behind(self):
+        tocsin.cron("*/5 * 32 * *")(Recorder())
         tocsin.timer(1)(Recorder())
         r = Runner(self, socket_path=self.path)
         wait_until(r.done.is_set, what="run() to fail")
         self.assertIsInstance(r.error, tocsin.RpcError)
-        self.assertEqual(r.error.code, tocsin.METHOD_NOT_FOUND)
-        self.assertIn("add_cron", r.error.message)
-        # Nothing is left behind in the daemon.
+        self.assertEqual(r.error.code, tocsin.INVALID_PARAMS)
+        self.assertIn("day-of-month 32", r.error.message)
         self.assertEqual(self.client().status()["sources"]["list"], [])
 
     def test_filemon_not_in_daemon_yet(self):
