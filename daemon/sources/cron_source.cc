@@ -108,8 +108,10 @@ class CronSource::Impl {
       if (auto r = scheduler_.add(spec, true, now, saved_for(spec.id), at_start); !r) {
         spdlog::error("cron job {}: {}", spec.id, r.error().message);  // checked above
       }
+      saved_.erase(spec.id);
     }
-    saved_.clear();
+    // What is left belongs to no configured job: a run-time job (the Python client's, say) that
+    // is added again after the restart still catches up.
     persist();
     rearm();
     return ok();
@@ -122,6 +124,7 @@ class CronSource::Impl {
                    -32602};
     }
     if (auto r = scheduler_.add(spec, false, now_ms(), saved_for(spec.id), false); !r) return r;
+    saved_.erase(spec.id);
     runtime_ids_.insert(spec.id);
     persist();
     rearm();
@@ -131,6 +134,7 @@ class CronSource::Impl {
   bool remove(const std::string& id) {
     if (!scheduler_.remove(id)) return false;
     runtime_ids_.erase(id);
+    saved_.erase(id);
     persist();
     rearm();
     return true;
@@ -288,7 +292,9 @@ class CronSource::Impl {
     state_dirty_ = false;
     if (state_dir_.empty()) return;
     Json jobs = Json::object();
-    for (const auto& [id, slot] : scheduler_.last_slots()) {
+    std::map<std::string, cron::SavedSlot> slots = saved_;  // not (yet) claimed by a job
+    for (auto& [id, slot] : scheduler_.last_slots()) slots[id] = std::move(slot);
+    for (const auto& [id, slot] : slots) {
       jobs[id] = {{"schedule", slot.schedule},
                   {"zone", slot.zone},
                   {"last", slot.last.time_since_epoch().count()},
