@@ -101,6 +101,7 @@ class CronSource::Impl {
       auto it = std::find_if(jobs.begin(), jobs.end(),
                              [&](const config::CronSpec& s) { return s.id == id; });
       if (it == jobs.end() || !same_job(*it, *scheduler_.spec(id))) scheduler_.remove(id);
+      if (it == jobs.end()) saved_.erase(id);  // gone from the configuration: forget it
     }
     const std::int64_t now = now_ms();
     for (const auto& spec : jobs) {
