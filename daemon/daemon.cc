@@ -18,6 +18,8 @@
 #include "os/systemd.h"
 #include "sources/posix_source.h"
 #include "sources/cron_source.h"
+#include "plugins/registry.h"
+#include "tocsin/plugin.h"
 #include "cron/expression.h"
 
 namespace tocsin {
@@ -30,6 +32,7 @@ config::LoadResult load_for_daemon(const DaemonOptions& options) {
   if (options.socket_path) result.config->socket.path = *options.socket_path;
   if (options.log_level) result.config->log_level = *options.log_level;
   result.errors = check_supported(*result.config);
+  if (result.errors.empty()) result.errors = check_plugins(*result.config);
   if (!result.errors.empty()) result.config.reset();
   return result;
 }
@@ -39,13 +42,6 @@ std::vector<config::ConfigError> check_supported(const config::Config& config) {
   auto refuse = [&](const config::Location& where, const std::string& what) {
     errors.push_back({where, what + " is not implemented yet in this version of tocsind"});
   };
-  for (const auto& s : config.signals) {
-    for (const auto& h : s.handlers) {
-      if (std::holds_alternative<config::PluginHandler>(h.kind)) {
-        refuse(h.where, "the `plugin:` handler");
-      }
-    }
-  }
   for (const auto* list : {&config.timers, &config.rb_timers}) {
     for (const auto& t : *list) {
       if (t.cluster) refuse(t.where, "`cluster: true` (timer `" + t.id + "`, needs the Postgres plugin)");
@@ -57,11 +53,10 @@ std::vector<config::ConfigError> check_supported(const config::Config& config) {
   for (const auto& c : config.cron) {
     if (c.cluster) refuse(c.where, "`cluster: true` (cron job `" + c.id + "`, needs the Postgres plugin)");
   }
-  for (const auto& p : config.plugins) refuse(p.where, "plugins (plugin `" + p.name + "`)");
   return errors;
 }
 
-class Daemon::Impl final : public ServerHost {
+class Daemon::Impl final : public ServerHost, public PluginHost {
  public:
   Impl(DaemonOptions options, std::unique_ptr<Clock> clock)
       : options_(std::move(options)),
@@ -74,6 +69,7 @@ class Daemon::Impl final : public ServerHost {
         timers_(io_, dispatcher_, *clock_),
         cron_(io_, dispatcher_, *clock_),
         server_(io_, hub_, *this),
+        plugins_(*this),
         stop_timer_(io_),
         started_(clock_->steady_now()) {}
 
@@ -86,10 +82,13 @@ class Daemon::Impl final : public ServerHost {
 
   Result<void> start(config::Config config) {
     hub_.set_limits(hub_limits(config.limits));
+    state_dir_ = config.state_dir;
+    if (auto r = plugins_.prepare(config); !r) return r;
     auto table = build(config, nullptr);
     if (!table) return table.error();
     if (auto r = posix_.start(config.posix_signals); !r) return r;
     dispatcher_.set_table(std::move(table.value()));
+    if (auto r = plugins_.commit(config); !r) return r;
     dispatcher_.set_unhandled_sink(
         [this](const EventPtr& event) { return server_.offer_unhandled(event); });
     if (auto r = server_.start(config.socket, config.limits,
@@ -151,6 +150,7 @@ class Daemon::Impl final : public ServerHost {
     posix_.stop();
     timers_.stop();
     cron_.stop();
+    plugins_.stop_all();
     // Removing the handlers drops exec queues (logged, counted) and lets no new child start;
     // every child's process group is killed and reaped through the reactor; every client gets
     // what is queued for it. All of it within kStopGrace.
@@ -199,13 +199,21 @@ class Daemon::Impl final : public ServerHost {
       return Error{why};
     }
     config::Config next = std::move(*loaded.config);
+    if (auto r = plugins_.prepare(next); !r) {
+      plugins_.abort();
+      spdlog::error("reload failed: {}; the running configuration stays in force",
+                    r.error().message);
+      return r;
+    }
     auto table = build(next, &dispatcher_.table());
     if (!table) {
+      plugins_.abort();
       spdlog::error("reload failed: {}; the running configuration stays in force",
                     table.error().message);
       return table.error();
     }
     if (auto r = posix_.set_mappings(next.posix_signals); !r) {
+      plugins_.abort();
       spdlog::error("reload failed: {}; the running configuration stays in force",
                     r.error().message);
       return r;
@@ -215,22 +223,31 @@ class Daemon::Impl final : public ServerHost {
       spdlog::warn("reload: socket settings changed; they take effect at the next start");
     }
     if (auto r = check_source_ids(next); !r) {
+      plugins_.abort();
       spdlog::error("reload failed: {}; the running configuration stays in force",
                     r.error().message);
       return r;
     }
     if (auto r = cron_.check_config(next.cron); !r) {
+      plugins_.abort();
       spdlog::error("reload failed: {}; the running configuration stays in force",
                     r.error().message);
       return r;
     }
     if (auto r = timers_.apply_config(next.timers, next.rb_timers); !r) {
+      plugins_.abort();
       spdlog::error("reload failed: {}; the running configuration stays in force",
                     r.error().message);
       return r;
     }
     (void)cron_.apply_config(next.cron, next.state_dir, /*at_start=*/false);  // checked above
     dispatcher_.set_table(std::move(table.value()));
+    state_dir_ = next.state_dir;
+    if (auto r = plugins_.commit(next); !r) {
+      // The table is in place; a plugin that cannot take its new settings keeps running with
+      // its old ones (or not at all) and says so.
+      spdlog::error("reload: {}", r.error().message);
+    }
     hub_.set_limits(hub_limits(next.limits));
     server_.set_limits(next.limits);
     logging::set_level(next.log_level);
@@ -318,6 +335,31 @@ class Daemon::Impl final : public ServerHost {
   }
 
   std::size_t cron_count() const override { return cron_.count(); }
+
+  nlohmann::json plugins_status() const override { return plugins_.status(); }
+
+  // ---- PluginHost ----
+  asio::io_context& io() override { return io_; }
+  EventPtr raise(SignalId signal, SourceKind kind, std::string source_id,
+                 std::string payload) override {
+    return dispatcher_.raise(signal, SourceRef{kind, std::move(source_id)}, std::move(payload));
+  }
+  Result<SignalId> resolve_signal(const nlohmann::json& ref) const override {
+    if (ref.is_number_integer()) {
+      auto n = ref.get<std::int64_t>();
+      if (n >= 0 && n <= 255) return static_cast<SignalId>(n);
+      return Error{"a signal number is 0-255"};
+    }
+    if (ref.is_string()) {
+      if (const SignalEntry* e = dispatcher_.table().find(std::string_view(ref.get_ref<const std::string&>()))) {
+        return e->number;
+      }
+      return Error{"no signal named \"" + ref.get<std::string>() + "\""};
+    }
+    return Error{"a signal is a number or a name"};
+  }
+  SignalStats& stats() override { return stats_; }
+  const std::string& state_dir() const override { return state_dir_; }
 
   std::vector<CronInfo> cron_list(std::size_t limit) const override {
     std::vector<CronInfo> out;
@@ -409,7 +451,7 @@ class Daemon::Impl final : public ServerHost {
       }
       it->handlers.push_back(config::HandlerSpec{target, config::Location{"<register>", 0, 0}});
     }
-    HandlerContext ctx{supervisor_, stats_, config.limits, hub_};
+    HandlerContext ctx{supervisor_, stats_, config.limits, hub_, &plugins_};
     return build_table(signals, previous, ctx);
   }
 
@@ -440,6 +482,8 @@ class Daemon::Impl final : public ServerHost {
   TimerSources timers_;
   CronSource cron_;
   Server server_;
+  PluginRegistry plugins_;
+  std::string state_dir_;
   asio::steady_timer stop_timer_;
   asio::steady_timer watchdog_timer_{io_};
   std::chrono::microseconds watchdog_interval_{0};

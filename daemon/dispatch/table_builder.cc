@@ -3,12 +3,13 @@
 #include "dispatch/exec_handler.h"
 #include "dispatch/log_handler.h"
 #include "dispatch/target_handler.h"
+#include "plugins/registry.h"
 
 namespace tocsin {
 
 namespace {
 
-Result<std::shared_ptr<Handler>> make_handler(const config::HandlerSpec& spec,
+Result<std::shared_ptr<Handler>> make_handler(const config::HandlerSpec& spec, SignalId signal,
                                               const HandlerContext& ctx) {
   if (const auto* exec = std::get_if<config::ExecHandler>(&spec.kind)) {
     return std::shared_ptr<Handler>(std::make_shared<ExecHandler>(
@@ -20,8 +21,15 @@ Result<std::shared_ptr<Handler>> make_handler(const config::HandlerSpec& spec,
   if (const auto* target = std::get_if<config::TargetHandler>(&spec.kind)) {
     return std::shared_ptr<Handler>(std::make_shared<TargetHandler>(ctx.hub, *target));
   }
-  // check_supported() refuses these with their location before a table is built.
-  return Error{config::to_string(spec.where) + ": this handler kind is not implemented yet"};
+  if (const auto* plugin = std::get_if<config::PluginHandler>(&spec.kind)) {
+    if (ctx.plugins == nullptr) {
+      return Error{config::to_string(spec.where) + ": plugin handlers need the plugin registry"};
+    }
+    auto made = ctx.plugins->make_handler(*plugin, signal);
+    if (!made) return Error{config::to_string(spec.where) + ": " + made.error().message};
+    return made;
+  }
+  return Error{config::to_string(spec.where) + ": unknown handler kind"};
 }
 
 }  // namespace
@@ -50,7 +58,7 @@ Result<std::shared_ptr<SignalTable>> build_table(const std::vector<config::Signa
         }
       }
       if (!handler) {
-        auto made = make_handler(hspec, ctx);
+        auto made = make_handler(hspec, spec.number, ctx);
         if (!made) return made.error();
         handler = std::move(made.value());
       }

@@ -15,11 +15,14 @@
 
 namespace tocsin {
 
+class PluginRegistry;
+
 struct HandlerContext {
   os::ProcessSupervisor& supervisor;
   SignalStats& stats;
   const config::Limits& limits;
   Hub& hub;
+  PluginRegistry* plugins = nullptr;  // for `plugin:` handlers
 };
 
 Result<std::shared_ptr<SignalTable>> build_table(const std::vector<config::SignalSpec>& signals,

@@ -475,6 +475,7 @@ Json status(Context& ctx) {
                                {"backlog", core.hub.backlog_size()},
                                {"waiters", core.waiter_count()},
                                {"sources", sources_json(core.host, 100)},
+                               {"plugins", core.host.plugins_status()},
                                {"clients_detail", std::move(clients)}});
 }
 

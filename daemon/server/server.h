@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tocsin/config.h"
 #include "tocsin/dispatcher.h"
 #include "tocsin/result.h"
@@ -81,6 +83,8 @@ class ServerHost {
   virtual Result<void> remove_source(const std::string& id) = 0;
   virtual std::size_t cron_count() const = 0;
   virtual std::vector<CronInfo> cron_list(std::size_t limit) const = 0;
+  // Each running plugin's own status, by name.
+  virtual nlohmann::json plugins_status() const = 0;
   // For status: the timer counts (kernel, rb) and up to `limit` of each kind with their state.
   virtual std::pair<std::size_t, std::size_t> timer_counts() const = 0;
   virtual std::vector<SourceInfo> timer_list(std::size_t limit) const = 0;
