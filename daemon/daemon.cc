@@ -12,6 +12,7 @@
 
 #include "server/hub.h"
 #include "server/server.h"
+#include "sources/file_monitor.h"
 #include "sources/timers.h"
 #include "log/log.h"
 #include "os/process.h"
@@ -49,9 +50,6 @@ std::vector<config::ConfigError> check_supported(const config::Config& config) {
       if (t.cluster) refuse(t.where, "`cluster: true` (timer `" + t.id + "`, needs the Postgres plugin)");
     }
   }
-  for (const auto& f : config.file_monitors) {
-    refuse(f.where, "file_monitors (file monitor `" + f.id + "`)");
-  }
   for (const auto& c : config.cron) refuse(c.where, "cron (cron entry `" + c.id + "`)");
   for (const auto& p : config.plugins) refuse(p.where, "plugins (plugin `" + p.name + "`)");
   return errors;
@@ -68,6 +66,7 @@ class Daemon::Impl final : public ServerHost {
         posix_(io_, dispatcher_,
                {.reload = [this] { (void)reload(); }, .stop = [this](int) { request_stop(); }}),
         timers_(io_, dispatcher_, *clock_),
+        files_(io_, dispatcher_, *clock_),
         server_(io_, hub_, *this),
         stop_timer_(io_),
         started_(clock_->steady_now()) {}
@@ -93,13 +92,16 @@ class Daemon::Impl final : public ServerHost {
       return r;
     }
     if (auto r = timers_.apply_config(config.timers, config.rb_timers); !r) return r;
+    files_.set_payload_limit(config.limits.payload_bytes);
+    if (auto r = files_.apply_config(config.file_monitors); !r) return r;
     config_ = std::move(config);
     release_applied_config();
     spdlog::info(
         "tocsind {} ready: config {}, socket {}, {} signals, {} posix signal mappings, {} timers, "
-        "{} rb_timers",
+        "{} rb_timers, {} file monitors",
         TOCSIN_VERSION, config_.file, server_.path(), dispatcher_.table().size(),
-        config_.posix_signals.size(), timers_.timer_count(), timers_.rb_timer_count());
+        config_.posix_signals.size(), timers_.timer_count(), timers_.rb_timer_count(),
+        files_.count());
     os::systemd::notify("READY=1\nSTATUS=" + status_line());
     if (auto interval = os::systemd::watchdog_ping_interval()) {
       watchdog_interval_ = *interval;
@@ -141,6 +143,7 @@ class Daemon::Impl final : public ServerHost {
                  supervisor_.live());
     posix_.stop();
     timers_.stop();
+    files_.stop();
     // Removing the handlers drops exec queues (logged, counted) and lets no new child start;
     // every child's process group is killed and reaped through the reactor; every client gets
     // what is queued for it. All of it within kStopGrace.
@@ -204,10 +207,21 @@ class Daemon::Impl final : public ServerHost {
         next.socket.group != config_.socket.group) {
       spdlog::warn("reload: socket settings changed; they take effect at the next start");
     }
+    if (auto r = check_source_ids(next); !r) {
+      spdlog::error("reload failed: {}; the running configuration stays in force",
+                    r.error().message);
+      return r;
+    }
     if (auto r = timers_.apply_config(next.timers, next.rb_timers); !r) {
       spdlog::error("reload failed: {}; the running configuration stays in force",
                     r.error().message);
       return r;
+    }
+    files_.set_payload_limit(next.limits.payload_bytes);
+    if (auto r = files_.apply_config(next.file_monitors); !r) {
+      // Only a monitor that cannot start at all (no inotify fd) gets here: the check above
+      // refused id clashes before anything changed.
+      spdlog::error("reload: {}", r.error().message);
     }
     dispatcher_.set_table(std::move(table.value()));
     hub_.set_limits(hub_limits(next.limits));
@@ -216,10 +230,36 @@ class Daemon::Impl final : public ServerHost {
     next.socket = config_.socket;  // what is in force
     config_ = std::move(next);
     release_applied_config();
-    spdlog::info("reloaded: config {}, {} signals, {} posix signal mappings, {} timers, {} rb_timers",
-                 config_.file, dispatcher_.table().size(), config_.posix_signals.size(),
-                 timers_.timer_count(), timers_.rb_timer_count());
+    spdlog::info(
+        "reloaded: config {}, {} signals, {} posix signal mappings, {} timers, {} rb_timers, {} "
+        "file monitors",
+        config_.file, dispatcher_.table().size(), config_.posix_signals.size(),
+        timers_.timer_count(), timers_.rb_timer_count(), files_.count());
     return ok();
+  }
+
+  // A new config source may not take the id of a run-time source of another kind (same-kind
+  // clashes are checked by each kind's apply_config). Changes nothing.
+  Result<void> check_source_ids(const config::Config& next) const {
+    for (const auto& f : next.file_monitors) {
+      if (auto t = timers_.find(f.id); t && !t->from_config) {
+        return Error{config::to_string(f.where) + ": id \"" + f.id +
+                     "\" is taken by a timer added at run time (remove_source it first)"};
+      }
+    }
+    for (const auto* list : {&next.timers, &next.rb_timers}) {
+      for (const auto& t : *list) {
+        if (auto f = files_.find(t.id); f && !f->from_config) {
+          return Error{config::to_string(t.where) + ": id \"" + t.id +
+                       "\" is taken by a file monitor added at run time (remove_source it first)"};
+        }
+      }
+    }
+    return files_.check_config(next.file_monitors);
+  }
+
+  std::size_t source_count() const {
+    return timers_.timer_count() + timers_.rb_timer_count() + files_.count();
   }
 
   // ---- ServerHost ----
@@ -235,9 +275,12 @@ class Daemon::Impl final : public ServerHost {
     if (spec.id.empty()) {
       do {
         spec.id = std::string(to_string(kind)) + ":" + std::to_string(++generated_ids_);
-      } while (timers_.contains(spec.id));
+      } while (timers_.contains(spec.id) || files_.contains(spec.id));
     }
-    if (timers_.timer_count() + timers_.rb_timer_count() >= config_.limits.sources) {
+    if (files_.contains(spec.id)) {
+      return Error{"a source with id \"" + spec.id + "\" exists", -32602};
+    }
+    if (source_count() >= config_.limits.sources) {
       return Error{"limits.sources (" + std::to_string(config_.limits.sources) + ") reached",
                    -32002};
     }
@@ -245,8 +288,40 @@ class Daemon::Impl final : public ServerHost {
     return spec.id;
   }
 
+  Result<std::string> add_file_monitor(config::FileMonitorSpec spec) override {
+    if (spec.id.empty()) {
+      do {
+        spec.id = "file:" + std::to_string(++generated_ids_);
+      } while (timers_.contains(spec.id) || files_.contains(spec.id));
+    }
+    if (timers_.contains(spec.id) || files_.contains(spec.id)) {
+      return Error{"a source with id \"" + spec.id + "\" exists", -32602};
+    }
+    if (source_count() >= config_.limits.sources) {
+      return Error{"limits.sources (" + std::to_string(config_.limits.sources) + ") reached",
+                   -32002};
+    }
+    spec.where = config::Location{"<add_file_monitor>", 0, 0};
+    if (auto r = files_.add(spec, /*from_config=*/false); !r) return r.error();
+    return spec.id;
+  }
+
+  FileMonitorSummary file_monitors(std::size_t limit) const override {
+    FileMonitorSummary s;
+    s.count = files_.count();
+    s.degraded = files_.degraded_count();
+    s.watches = files_.watch_count();
+    s.overflows = files_.overflow_count();
+    for (auto& f : files_.list(limit)) {
+      s.list.push_back(FileMonitorInfo{f.id, f.signal, f.path, f.recursive, std::move(f.degraded),
+                                       f.watches, f.unwatched, f.iterations, f.batches,
+                                       f.from_config});
+    }
+    return s;
+  }
+
   Result<void> remove_source(const std::string& id) override {
-    if (timers_.remove(id)) {
+    if (timers_.remove(id) || files_.remove(id)) {
       spdlog::info("source {} removed", id);
       return ok();
     }
@@ -351,6 +426,7 @@ class Daemon::Impl final : public ServerHost {
   os::ProcessSupervisor supervisor_;
   PosixSignalSource posix_;
   TimerSources timers_;
+  FileMonitors files_;
   Server server_;
   asio::steady_timer stop_timer_;
   asio::steady_timer watchdog_timer_{io_};

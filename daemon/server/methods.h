@@ -35,6 +35,7 @@ Json wait(Context& ctx, const Json& params, const std::shared_ptr<Session>& sess
 Json register_target(Context& ctx, const Json& params, bool add);
 // add_timer / add_rb_timer (kind timer or rb_timer).
 Json add_timer(Context& ctx, const Json& params, SourceKind kind);
+Json add_file_monitor(Context& ctx, const Json& params);
 Json remove_source(Context& ctx, const Json& params);
 Json table(Context& ctx);
 Json status(Context& ctx);
