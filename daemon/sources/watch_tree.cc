@@ -690,9 +690,9 @@ void WatchSet::rescan_node(Monitor& m, Node& dir, const std::string& path, bool 
                old->second.dir != e.stat.dir) {
       report(m, p, e.name, kFileCreate, true);
       replaced = true;
-    } else if (!e.stat.dir &&
-               (old->second.mtime_ns != e.stat.mtime_ns || old->second.size != e.stat.size)) {
-      report(m, p, e.name, kFileModify, true);
+    } else if (old->second.mtime_ns != e.stat.mtime_ns || old->second.size != e.stat.size) {
+      // A directory's own content changes are its entries, reported by its rescan below.
+      if (!e.stat.dir) report(m, p, e.name, kFileModify, true);
     } else if (old->second.ctime_ns != e.stat.ctime_ns) {
       report(m, p, e.name, kFileAttrib, true);
     }
@@ -759,9 +759,8 @@ void WatchSet::rescan(Monitor& m) {
       if (old == entries.end() || old->second.ino != st->ino || old->second.dev != st->dev) {
         report(m, m.path, m.base, kFileCreate, true);
         if (m.root) drop(m, m.root);
-      } else if (!st->dir &&
-                 (old->second.mtime_ns != st->mtime_ns || old->second.size != st->size)) {
-        report(m, m.path, m.base, kFileModify, true);
+      } else if (old->second.mtime_ns != st->mtime_ns || old->second.size != st->size) {
+        if (!st->dir) report(m, m.path, m.base, kFileModify, true);
       } else if (old->second.ctime_ns != st->ctime_ns) {
         report(m, m.path, m.base, kFileAttrib, true);
       }

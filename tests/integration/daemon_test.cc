@@ -243,13 +243,12 @@ TEST(DaemonCli, ShippedConfigPassesCheck) {
 
 TEST(DaemonCli, NotYetImplementedSourcesAreRefusedWithTheirLocation) {
   TempDir dir;
-  std::string cfg = dir.write("t.yaml",
-                              "signals: {}\nfile_monitors:\n  - {id: tmp, signal: 3, path: /tmp}\n");
+  std::string cfg = dir.write("t.yaml", "signals: {}\nplugins:\n  pgnotify: {conninfo: x}\n");
   DaemonProcess check({"--check", "--config", cfg});
   auto status = check.wait_exit(deadline_in(kWait));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
-  check.expect_line(cfg + ":3:5: file_monitors (file monitor `tmp`) is not implemented yet");
+  check.expect_line(cfg + ":3:3: plugins (plugin `pgnotify`) is not implemented yet");
 }
 
 }  // namespace
