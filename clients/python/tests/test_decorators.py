@@ -228,8 +228,8 @@ class DecoratorTest(DaemonTestCase):
         wait_until(r.done.is_set, what="run() to give up")
         self.assertIsInstance(r.error, tocsin.ConnectionLost)
 
-    # The daemon does not have add_cron / add_file_monitor yet (-32601): run() must report
-    # that, not start without the job. When it does, test that they fire instead.
+    # The daemon does not have add_cron yet (-32601): run() must report that, not start
+    # without the job. When it does, test that it fires instead.
     def test_cron_not_in_daemon_yet(self):
         tocsin.cron("*/5 * * * *", tz="Europe/Berlin")(Recorder())
         tocsin.timer(1)(Recorder())
@@ -241,13 +241,22 @@ class DecoratorTest(DaemonTestCase):
         # Nothing is left behind in the daemon.
         self.assertEqual(self.client().status()["sources"]["list"], [])
 
-    def test_filemon_not_in_daemon_yet(self):
-        tocsin.filemon(self.daemon.dir, recursive=True)(Recorder())
+    def test_filemon(self):
+        watched = os.path.join(self.daemon.dir, "watched")
+        os.mkdir(watched)
+        rec = Recorder()
+        tocsin.filemon(watched, recursive=True, match="*.txt")(rec)
+        h = tocsin.handlers()[0]
         r = Runner(self, socket_path=self.path)
-        wait_until(r.done.is_set, what="run() to fail")
-        self.assertIsInstance(r.error, tocsin.RpcError)
-        self.assertEqual(r.error.code, tocsin.METHOD_NOT_FOUND)
-        self.assertIn("add_file_monitor", r.error.message)
+        r.wait_ready()
+        with open(os.path.join(watched, "a.txt"), "w") as f:
+            f.write("x")
+        wait_until(lambda: rec.count() >= 1, what="the file event")
+        self.assertEqual(rec.events[0].source, tocsin.Source("file", h.id))
+        c = self.client()
+        self.assertIn(h.id, [m["id"] for m in c.status()["file_monitors"]])
+        r.stop()
+        self.assertNotIn(h.id, [m["id"] for m in c.status()["file_monitors"]])
 
 
 if __name__ == "__main__":
