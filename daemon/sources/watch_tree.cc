@@ -729,7 +729,7 @@ void WatchSet::rescan_node(Monitor& m, Node& dir, const std::string& path, bool 
 }
 
 void WatchSet::rescan(Monitor& m) {
-  if (!m.anchor || m.anchor->failed) {
+  if ((!m.anchor && m.path != "/") || (m.anchor && m.anchor->failed)) {
     resolve(m, true);
     return;
   }

@@ -440,6 +440,16 @@ TEST_F(WatchSetTest, AnOverflowRescanReportsWhatChangedMeanwhile) {
   EXPECT_TRUE(take(m).contains(at("t/newdir/inner/g"))) << "new directories are watched";
 }
 
+TEST_F(WatchSetTest, TheRootDirectoryHasNoAnchorAndRescansInPlace) {
+  Monitor& m = add("slash", "/");
+  EXPECT_EQ(m.degraded, "");
+  EXPECT_EQ(m.watches, 1u);
+  set.overflow();
+  Batch b = m.batch.take();
+  EXPECT_TRUE(b.overflow);
+  EXPECT_LT(b.changes.size(), 3u) << "a diff, not every entry of / again";
+}
+
 TEST_F(WatchSetTest, MonitorsShareKernelWatches) {
   add("a", dir.path().string());
   add("b", dir.path().string(), false, config::kFileCloseWrite);
