@@ -254,10 +254,23 @@ int cmd_status(Client& c, const Options& o) {
   }
   std::vector<std::vector<std::string>> kv;
   for (const auto& [key, value] : r->items()) {
-    if (key == "clients_detail") continue;
+    if (key == "clients_detail" || key == "file_monitors") continue;
     kv.push_back({key + ":", str(value)});
   }
   print_table(kv);
+  auto files = r->value("file_monitors", Json::array());
+  if (!files.empty()) {
+    std::cout << "\n";
+    std::vector<std::vector<std::string>> rows{
+        {"FILE MONITOR", "SIGNAL", "PATH", "RECURSIVE", "STATE", "WATCHES", "RAISED", "WHY"}};
+    for (const auto& f : files) {
+      rows.push_back({str(f.value("id", Json())), str(f.value("signal", Json())),
+                      str(f.value("path", Json())), str(f.value("recursive", Json())),
+                      str(f.value("state", Json())), str(f.value("watches", Json())),
+                      str(f.value("raised", Json())), str(f.value("why", Json()))});
+    }
+    print_table(rows);
+  }
   auto detail = r->value("clients_detail", Json::array());
   if (!detail.empty()) {
     std::cout << "\n";
