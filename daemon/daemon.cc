@@ -12,6 +12,7 @@
 
 #include "server/hub.h"
 #include "server/server.h"
+#include "sources/file_monitor.h"
 #include "sources/timers.h"
 #include "log/log.h"
 #include "os/process.h"
@@ -47,9 +48,6 @@ std::vector<config::ConfigError> check_supported(const config::Config& config) {
       if (t.cluster) refuse(t.where, "`cluster: true` (timer `" + t.id + "`, needs the Postgres plugin)");
     }
   }
-  for (const auto& f : config.file_monitors) {
-    refuse(f.where, "file_monitors (file monitor `" + f.id + "`)");
-  }
   for (const auto& c : config.cron) {
     if (c.cluster) refuse(c.where, "`cluster: true` (cron job `" + c.id + "`, needs the Postgres plugin)");
   }
@@ -68,6 +66,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
                {.reload = [this] { (void)reload(); }, .stop = [this](int) { request_stop(); }}),
         timers_(io_, dispatcher_, *clock_),
         cron_(io_, dispatcher_, *clock_),
+        files_(io_, dispatcher_, *clock_),
         server_(io_, hub_, *this),
         plugins_(*this),
         stop_timer_(io_),
@@ -97,16 +96,18 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
       return r;
     }
     if (auto r = timers_.apply_config(config.timers, config.rb_timers); !r) return r;
+    files_.set_payload_limit(config.limits.payload_bytes);
+    if (auto r = files_.apply_config(config.file_monitors); !r) return r;
     // Last: @reboot jobs fire now, with the table and the socket in place.
     if (auto r = cron_.apply_config(config.cron, config.state_dir, /*at_start=*/true); !r) return r;
     config_ = std::move(config);
     release_applied_config();
     spdlog::info(
         "tocsind {} ready: config {}, socket {}, {} signals, {} posix signal mappings, {} timers, "
-        "{} rb_timers, {} cron jobs",
+        "{} rb_timers, {} cron jobs, {} file monitors",
         TOCSIN_VERSION, config_.file, server_.path(), dispatcher_.table().size(),
         config_.posix_signals.size(), timers_.timer_count(), timers_.rb_timer_count(),
-        cron_.count());
+        cron_.count(), files_.count());
     os::systemd::notify("READY=1\nSTATUS=" + status_line());
     if (auto interval = os::systemd::watchdog_ping_interval()) {
       watchdog_interval_ = *interval;
@@ -150,6 +151,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     posix_.stop();
     timers_.stop();
     cron_.stop();
+    files_.stop();
     plugins_.stop_all();
     // Removing the handlers drops exec queues (logged, counted) and lets no new child start;
     // every child's process group is killed and reaped through the reactor; every client gets
@@ -241,6 +243,12 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
       return r;
     }
     (void)cron_.apply_config(next.cron, next.state_dir, /*at_start=*/false);  // checked above
+    files_.set_payload_limit(next.limits.payload_bytes);
+    if (auto r = files_.apply_config(next.file_monitors); !r) {
+      // Only a monitor that cannot start at all (no inotify fd) gets here: the check above
+      // refused id clashes before anything changed.
+      spdlog::error("reload: {}", r.error().message);
+    }
     dispatcher_.set_table(std::move(table.value()));
     state_dir_ = next.state_dir;
     if (auto r = plugins_.commit(next); !r) {
@@ -256,9 +264,9 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     release_applied_config();
     spdlog::info(
         "reloaded: config {}, {} signals, {} posix signal mappings, {} timers, {} rb_timers, {} "
-        "cron jobs",
+        "cron jobs, {} file monitors",
         config_.file, dispatcher_.table().size(), config_.posix_signals.size(),
-        timers_.timer_count(), timers_.rb_timer_count(), cron_.count());
+        timers_.timer_count(), timers_.rb_timer_count(), cron_.count(), files_.count());
     return ok();
   }
 
@@ -273,7 +281,10 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
 
   // Ids are unique across every kind of source; a generated one is KIND:N.
   bool source_exists(const std::string& id) const {
-    return timers_.contains(id) || cron_.contains(id);
+    return timers_.contains(id) || cron_.contains(id) || files_.contains(id);
+  }
+  std::size_t source_count() const {
+    return timers_.timer_count() + timers_.rb_timer_count() + cron_.count() + files_.count();
   }
   Result<std::string> new_source_id(std::string id, SourceKind kind) {
     if (id.empty()) {
@@ -283,8 +294,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     } else if (source_exists(id)) {
       return Error{"the id \"" + id + "\" is already used by another source", -32602};
     }
-    if (timers_.timer_count() + timers_.rb_timer_count() + cron_.count() >=
-        config_.limits.sources) {
+    if (source_count() >= config_.limits.sources) {
       return Error{"limits.sources (" + std::to_string(config_.limits.sources) + ") reached",
                    -32002};
     }
@@ -309,29 +319,67 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     return spec.id;
   }
 
+  Result<std::string> add_file_monitor(config::FileMonitorSpec spec) override {
+    auto id = new_source_id(spec.id, SourceKind::file);
+    if (!id) return id.error();
+    spec.id = *id;
+    spec.where = config::Location{"<add_file_monitor>", 0, 0};
+    if (auto r = files_.add(spec, /*from_config=*/false); !r) return r.error();
+    return spec.id;
+  }
+
+  FileMonitorSummary file_monitors(std::size_t limit) const override {
+    FileMonitorSummary s;
+    s.count = files_.count();
+    s.degraded = files_.degraded_count();
+    s.watches = files_.watch_count();
+    s.overflows = files_.overflow_count();
+    for (auto& f : files_.list(limit)) {
+      s.list.push_back(FileMonitorInfo{f.id, f.signal, f.path, f.recursive, std::move(f.degraded),
+                                       f.watches, f.unwatched, f.iterations, f.batches,
+                                       f.from_config});
+    }
+    return s;
+  }
+
   Result<void> remove_source(const std::string& id) override {
-    if (timers_.remove(id) || cron_.remove(id)) {
+    if (timers_.remove(id) || cron_.remove(id) || files_.remove(id)) {
       spdlog::info("source {} removed", id);
       return ok();
     }
     return Error{"no source with id \"" + id + "\"", -32005};
   }
 
-  // A reload may not give a configuration source the id of a run-time source of another kind.
+  // A reload may not give a configuration source the id of a run-time source of another kind
+  // (same-kind clashes are checked by each kind's apply_config). Changes nothing.
+  bool runtime_source(const std::string& id) const {
+    if (auto t = timers_.find(id); t && !t->from_config) return true;
+    if (auto f = files_.find(id); f && !f->from_config) return true;
+    return cron_.is_runtime(id);
+  }
   Result<void> check_source_ids(const config::Config& next) const {
-    for (const auto& c : next.cron) {
-      if (timers_.contains(c.id) && !timers_.find(c.id)->from_config) {
-        return Error{"cron job `" + c.id + "`: the id is taken by a timer added at run time"};
+    auto taken = [&](const std::string& id, const config::Location& where, const char* kind,
+                     bool same_kind_runtime) -> Result<void> {
+      if (!same_kind_runtime && runtime_source(id)) {
+        return Error{config::to_string(where) + ": " + kind + " id \"" + id +
+                     "\" is taken by a source added at run time (remove_source it first)"};
       }
+      return ok();
+    };
+    for (const auto& c : next.cron) {
+      if (auto r = taken(c.id, c.where, "cron job", cron_.is_runtime(c.id)); !r) return r;
+    }
+    for (const auto& f : next.file_monitors) {
+      auto own = files_.find(f.id);
+      if (auto r = taken(f.id, f.where, "file monitor", own && !own->from_config); !r) return r;
     }
     for (const auto* list : {&next.timers, &next.rb_timers}) {
       for (const auto& t : *list) {
-        if (cron_.is_runtime(t.id)) {
-          return Error{"timer `" + t.id + "`: the id is taken by a cron job added at run time"};
-        }
+        auto own = timers_.find(t.id);
+        if (auto r = taken(t.id, t.where, "timer", own && !own->from_config); !r) return r;
       }
     }
-    return ok();
+    return files_.check_config(next.file_monitors);
   }
 
   std::size_t cron_count() const override { return cron_.count(); }
@@ -481,6 +529,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   PosixSignalSource posix_;
   TimerSources timers_;
   CronSource cron_;
+  FileMonitors files_;
   Server server_;
   PluginRegistry plugins_;
   std::string state_dir_;

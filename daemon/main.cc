@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
     std::cout << options.config_path << ": ok (" << loaded.config->signals.size()
               << " signals, " << loaded.config->posix_signals.size() << " posix signal mappings, "
               << loaded.config->timers.size() << " timers, " << loaded.config->rb_timers.size()
-              << " rb_timers, " << loaded.config->cron.size() << " cron jobs)\n";
+              << " rb_timers, " << loaded.config->cron.size() << " cron jobs, "
+              << loaded.config->file_monitors.size() << " file monitors)\n";
     return 0;
   }
   if (!loaded.config) {

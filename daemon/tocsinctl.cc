@@ -11,6 +11,8 @@
 //     add-rb-timer SIGNAL EVERY [...]                 prints the new source's id
 //     add-cron SIGNAL 'EXPR' [--tz Z] [--jitter T] [--missed skip|once] [--iterations N] [--id ID]
 //                                                    prints the new cron job's id
+//     add-file-monitor SIGNAL PATH [--recursive] [--event E]... [--match GLOB] [--settle T]
+//                      [--max-delay T] [--iterations N] [--id ID]   prints the new source's id
 //     remove ID                                       removes a source
 //     cron-next 'EXPR' [--tz ZONE] [--from ISO-8601] [--count N]
 //                                                    the next N fire instants (no daemon)
@@ -258,10 +260,23 @@ int cmd_status(Client& c, const Options& o) {
   }
   std::vector<std::vector<std::string>> kv;
   for (const auto& [key, value] : r->items()) {
-    if (key == "clients_detail") continue;
+    if (key == "clients_detail" || key == "file_monitors") continue;
     kv.push_back({key + ":", str(value)});
   }
   print_table(kv);
+  auto files = r->value("file_monitors", Json::array());
+  if (!files.empty()) {
+    std::cout << "\n";
+    std::vector<std::vector<std::string>> rows{
+        {"FILE MONITOR", "SIGNAL", "PATH", "RECURSIVE", "STATE", "WATCHES", "RAISED", "WHY"}};
+    for (const auto& f : files) {
+      rows.push_back({str(f.value("id", Json())), str(f.value("signal", Json())),
+                      str(f.value("path", Json())), str(f.value("recursive", Json())),
+                      str(f.value("state", Json())), str(f.value("watches", Json())),
+                      str(f.value("raised", Json())), str(f.value("why", Json()))});
+    }
+    print_table(rows);
+  }
   auto detail = r->value("clients_detail", Json::array());
   if (!detail.empty()) {
     std::cout << "\n";
@@ -398,6 +413,32 @@ int cmd_cron_next(const std::string& expr, const std::string& tz, const std::str
   return 0;
 }
 
+struct FileMonitorArgs {
+  std::string signal, path, match, settle, max_delay, id;
+  std::vector<std::string> events;
+  std::uint64_t iterations = 0;
+  bool recursive = false;
+};
+
+int cmd_add_file_monitor(Client& c, const Options& o, const FileMonitorArgs& a) {
+  Json params{{"signal", signal_arg(a.signal)}, {"path", a.path}};
+  if (a.recursive) params["recursive"] = true;
+  if (!a.events.empty()) params["events"] = a.events;
+  if (!a.match.empty()) params["match"] = a.match;
+  if (!a.settle.empty()) params["settle"] = a.settle;
+  if (!a.max_delay.empty()) params["max_delay"] = a.max_delay;
+  if (a.iterations) params["iterations"] = a.iterations;
+  if (!a.id.empty()) params["id"] = a.id;
+  auto r = c.call("add_file_monitor", params);
+  if (!r) return fail("add_file_monitor", r.error());
+  if (o.human) {
+    std::cout << r->value("id", "") << "\n";
+  } else {
+    print_json(*r);
+  }
+  return kExitOk;
+}
+
 int cmd_remove(Client& c, const Options& o, const std::string& id) {
   auto r = c.call("remove_source", {{"id", id}});
   if (!r) return fail("remove_source", r.error());
@@ -482,8 +523,28 @@ int main(int argc, char** argv) {
   cron_next->add_option("--count", cron_count, "how many (default 5)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
 
+  FileMonitorArgs file_args;
+  auto* add_file_monitor =
+      app.add_subcommand("add-file-monitor", "add an inotify file monitor; prints its id");
+  add_file_monitor->add_option("SIGNAL", file_args.signal, "signal number or name")->required();
+  add_file_monitor->add_option("PATH", file_args.path, "absolute path, a file or a directory")
+      ->required();
+  add_file_monitor->add_flag("--recursive", file_args.recursive, "watch subdirectories too");
+  add_file_monitor
+      ->add_option("--event", file_args.events,
+                   "create, modify, close_write, delete, move or attrib (repeat; default: all)")
+      ->allow_extra_args(false);
+  add_file_monitor->add_option("--match", file_args.match, "glob on the file name (\"*.conf\")");
+  add_file_monitor->add_option("--settle", file_args.settle,
+                               "quiet period that coalesces a burst (\"50ms\")");
+  add_file_monitor->add_option("--max-delay", file_args.max_delay,
+                               "a burst never delays an event longer than this");
+  add_file_monitor->add_option("--iterations", file_args.iterations,
+                               "raise this many times (0 = forever)");
+  add_file_monitor->add_option("--id", file_args.id, "the source's id (default: generated)");
   std::string remove_id;
-  auto* remove = app.add_subcommand("remove", "remove a source (timer, rb_timer, cron) by id");
+  auto* remove =
+      app.add_subcommand("remove", "remove a source (timer, rb_timer, cron, file) by id");
   remove->add_option("ID", remove_id, "the source's id")->required();
 
   std::string config_path;
@@ -515,6 +576,18 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (*add_file_monitor) {
+    for (const auto& [flag, value] : {std::pair{"--settle", &file_args.settle},
+                                      std::pair{"--max-delay", &file_args.max_delay}}) {
+      std::string why;
+      if (!value->empty() && !tocsin::config::parse_duration(*value, &why)) {
+        std::cerr << "tocsinctl: add-file-monitor: " << flag << " " << *value << ": " << why
+                  << "\n";
+        return kExitUsage;
+      }
+    }
+  }
+
   o.human = !o.json && ::isatty(STDOUT_FILENO);
   auto client = Client::connect(o.socket);
   if (!client) {
@@ -532,6 +605,7 @@ int main(int argc, char** argv) {
   if (*add_rb_timer) timer_args.rb = true;
   if (*add_timer || *add_rb_timer) return cmd_add_timer(c, o, timer_args);
   if (*add_cron) return cmd_add_cron(c, o, cron_args);
+  if (*add_file_monitor) return cmd_add_file_monitor(c, o, file_args);
   if (*remove) return cmd_remove(c, o, remove_id);
   return kExitUsage;
 }

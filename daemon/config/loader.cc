@@ -1188,7 +1188,13 @@ void Parser::file_monitors(const Value& v) {
         }
         m.events = events;
       } else if (f.key == "match") {
-        if (auto s = text(f.value, "a glob on the file name, such as \"*.conf\"")) m.match = *s;
+        if (auto s = text(f.value, "a glob on the file name, such as \"*.conf\"")) {
+          if (auto bad = glob_error(*s)) {
+            fail(f.value, "a glob on the file name: " + *bad);
+          } else {
+            m.match = *s;
+          }
+        }
       } else if (f.key == "settle") {
         if (auto d = duration(f.value, Millis{0})) m.settle = *d;
       } else if (f.key == "max_delay") {
@@ -1384,6 +1390,47 @@ void Parser::plugins(const Value& v) {
 }  // namespace
 
 // ---- entry points ------------------------------------------------------------------------------
+
+std::optional<std::string> glob_error(std::string_view p) {
+  static constexpr std::string_view kClasses[] = {"alnum", "alpha", "blank", "cntrl",
+                                                  "digit", "graph", "lower", "print",
+                                                  "punct", "space", "upper", "xdigit"};
+  if (p.find('/') != std::string_view::npos) {
+    return std::string("a glob matches one file name and cannot contain '/'");
+  }
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\') {
+      if (++i == p.size()) return std::string("a trailing '\\' escapes nothing");
+      continue;
+    }
+    if (p[i] != '[') continue;
+    std::size_t open = i++;
+    if (i < p.size() && (p[i] == '!' || p[i] == '^')) ++i;
+    if (i < p.size() && p[i] == ']') ++i;  // a leading ']' is a member
+    bool closed = false;
+    for (; i < p.size(); ++i) {
+      if (p[i] == ']') {
+        closed = true;
+        break;
+      }
+      if (p[i] == '[' && i + 1 < p.size() && (p[i + 1] == ':' || p[i + 1] == '=' || p[i + 1] == '.')) {
+        char kind = p[i + 1];
+        auto end = p.find(std::string{kind, ']'}, i + 2);
+        if (end == std::string_view::npos) {
+          return "unclosed '[" + std::string(1, kind) + "' at position " + std::to_string(i + 1);
+        }
+        std::string_view name = p.substr(i + 2, end - i - 2);
+        if (kind == ':' &&
+            std::find(std::begin(kClasses), std::end(kClasses), name) == std::end(kClasses)) {
+          return "unknown character class [:" + std::string(name) + ":]";
+        }
+        i = end + 1;
+      }
+    }
+    if (!closed) return "unclosed '[' at position " + std::to_string(open + 1);
+  }
+  return std::nullopt;
+}
 
 LoadResult load_config_string(std::string_view yaml_text, const std::string& file_name) {
   try {

@@ -370,6 +370,86 @@ Json add_cron(Context& ctx, const Json& params) {
   return result_reply(ctx.id, {{"id", *r}});
 }
 
+Json add_file_monitor(Context& ctx, const Json& params) {
+  if (!ctx.session.peer().admin) return admin_only(ctx, "add_file_monitor");
+  static constexpr std::string_view kKeys[] = {"id",    "signal", "path",      "recursive",
+                                               "events", "match", "settle", "max_delay",
+                                               "iterations"};
+  static constexpr std::pair<std::string_view, std::uint32_t> kEvents[] = {
+      {"create", config::kFileCreate}, {"modify", config::kFileModify},
+      {"close_write", config::kFileCloseWrite}, {"delete", config::kFileDelete},
+      {"move", config::kFileMove}, {"attrib", config::kFileAttrib}};
+  constexpr const char* kEventList = "create, modify, close_write, delete, move, attrib";
+  for (const auto& [key, value] : params.items()) {
+    if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) {
+      return from(ctx, invalid("unknown field \"" + key + "\" (fields: id, signal, path, "
+                               "recursive, events, match, settle, max_delay, iterations)"));
+    }
+  }
+  config::FileMonitorSpec spec;
+  if (auto id = params.find("id"); id != params.end() && !id->is_null()) {
+    if (!id->is_string() || !is_valid_source_id(id->get_ref<const std::string&>())) {
+      return from(ctx, invalid("id: letters, digits and . _ : - only"));
+    }
+    spec.id = id->get<std::string>();
+  }
+  auto s = params.find("signal");
+  if (s == params.end()) return from(ctx, invalid("signal is required"));
+  auto sig = signal_param(ctx.core, *s, "signal");
+  if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
+  spec.signal = std::get<SignalId>(sig);
+  auto path = params.find("path");
+  if (path == params.end() || !path->is_string() ||
+      path->get_ref<const std::string&>().empty() || path->get_ref<const std::string&>()[0] != '/') {
+    return from(ctx, invalid("path: an absolute path (a file or a directory) is required"));
+  }
+  spec.path = path->get<std::string>();
+  if (auto r = params.find("recursive"); r != params.end() && !r->is_null()) {
+    if (!r->is_boolean()) return from(ctx, invalid("recursive: expected true or false"));
+    spec.recursive = r->get<bool>();
+  }
+  if (auto ev = params.find("events"); ev != params.end() && !ev->is_null()) {
+    if (!ev->is_array() || ev->empty()) {
+      return from(ctx, invalid(std::string("events: a non-empty list of ") + kEventList));
+    }
+    spec.events = 0;
+    for (const auto& name : *ev) {
+      auto found = std::find_if(std::begin(kEvents), std::end(kEvents), [&](const auto& e) {
+        return name.is_string() && name.get_ref<const std::string&>() == e.first;
+      });
+      if (found == std::end(kEvents)) {
+        return from(ctx, invalid("events: unknown event " + name.dump() + "; expected one of " +
+                                 kEventList));
+      }
+      spec.events |= found->second;
+    }
+  }
+  if (auto m = params.find("match"); m != params.end() && !m->is_null()) {
+    if (!m->is_string()) return from(ctx, invalid("match: expected a glob such as \"*.conf\""));
+    if (auto bad = config::glob_error(m->get_ref<const std::string&>())) {
+      return from(ctx, invalid("match: " + *bad));
+    }
+    spec.match = m->get<std::string>();
+  }
+  if (auto st = params.find("settle"); st != params.end() && !st->is_null()) {
+    auto d = duration_param(*st, "settle");
+    if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
+    spec.settle = std::get<std::chrono::milliseconds>(d);
+  }
+  if (auto md = params.find("max_delay"); md != params.end() && !md->is_null()) {
+    auto d = duration_param(*md, "max_delay");
+    if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
+    spec.max_delay = std::get<std::chrono::milliseconds>(d);
+  }
+  if (auto it = params.find("iterations"); it != params.end() && !it->is_null()) {
+    if (!it->is_number_unsigned()) return from(ctx, invalid("iterations: a count, 0 = forever"));
+    spec.iterations = it->get<std::uint64_t>();
+  }
+  auto r = ctx.core.host.add_file_monitor(std::move(spec));
+  if (!r) return error_reply(ctx.id, r.error().code ? r.error().code : -32603, r.error().message);
+  return result_reply(ctx.id, {{"id", *r}});
+}
+
 Json remove_source(Context& ctx, const Json& params) {
   if (!ctx.session.peer().admin) return admin_only(ctx, "remove_source");
   auto id = params.find("id");
@@ -439,7 +519,26 @@ Json sources_json(const ServerHost& host, std::size_t limit) {
   return {{"timers", timers},
           {"rb_timers", rb_timers},
           {"cron", host.cron_count()},
+          {"file_monitors", host.file_monitors(0).count},
           {"list", std::move(list)}};
+}
+
+Json file_monitors_json(const ServerHost& host, std::size_t limit) {
+  Json list = Json::array();
+  for (const auto& f : host.file_monitors(limit).list) {
+    list.push_back({{"id", f.id},
+                    {"signal", f.signal},
+                    {"path", f.path},
+                    {"recursive", f.recursive},
+                    {"state", f.degraded.empty() ? "ok" : "degraded"},
+                    {"why", f.degraded},
+                    {"watches", f.watches},
+                    {"unwatched", f.unwatched},
+                    {"iterations", f.iterations},
+                    {"raised", f.batches},
+                    {"from_config", f.from_config}});
+  }
+  return list;
 }
 
 Json status(Context& ctx) {
@@ -476,6 +575,7 @@ Json status(Context& ctx) {
                                {"waiters", core.waiter_count()},
                                {"sources", sources_json(core.host, 100)},
                                {"plugins", core.host.plugins_status()},
+                               {"file_monitors", file_monitors_json(core.host, 100)},
                                {"clients_detail", std::move(clients)}});
 }
 
@@ -540,6 +640,19 @@ std::string metrics_text(ServerCore& core) {
   out += "# HELP tocsin_backlog_events One-of events waiting for a subscriber.\n"
          "# TYPE tocsin_backlog_events gauge\ntocsin_backlog_events " +
          std::to_string(core.hub.backlog_size()) + "\n";
+  FileMonitorSummary files = core.host.file_monitors(0);
+  out += "# HELP tocsin_file_monitors File monitors.\n# TYPE tocsin_file_monitors gauge\n"
+         "tocsin_file_monitors " +
+         std::to_string(files.count) + "\n";
+  out += "# HELP tocsin_file_monitors_degraded File monitors not fully watching their path.\n"
+         "# TYPE tocsin_file_monitors_degraded gauge\ntocsin_file_monitors_degraded " +
+         std::to_string(files.degraded) + "\n";
+  out += "# HELP tocsin_file_watches Kernel inotify watches held.\n"
+         "# TYPE tocsin_file_watches gauge\ntocsin_file_watches " +
+         std::to_string(files.watches) + "\n";
+  out += "# HELP tocsin_file_overflows_total inotify queue overflows (each followed by a "
+         "rescan).\n# TYPE tocsin_file_overflows_total counter\ntocsin_file_overflows_total " +
+         std::to_string(files.overflows) + "\n";
   auto clients = core.hub.clients();
   out += "# HELP tocsin_subscriber_queue_depth Events queued for a client.\n"
          "# TYPE tocsin_subscriber_queue_depth gauge\n";

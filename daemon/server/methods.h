@@ -37,6 +37,7 @@ Json register_target(Context& ctx, const Json& params, bool add);
 Json add_timer(Context& ctx, const Json& params, SourceKind kind);
 // add_cron: the fields of a YAML cron job (SPEC §3).
 Json add_cron(Context& ctx, const Json& params);
+Json add_file_monitor(Context& ctx, const Json& params);
 Json remove_source(Context& ctx, const Json& params);
 Json table(Context& ctx);
 Json status(Context& ctx);

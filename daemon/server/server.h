@@ -64,6 +64,28 @@ struct CronInfo {
   bool from_config = false;
 };
 
+// A run-time view of one file monitor, for `status`.
+struct FileMonitorInfo {
+  std::string id;
+  SignalId signal = 0;
+  std::string path;
+  bool recursive = false;
+  std::string degraded;  // empty: ok; else why not
+  std::size_t watches = 0;
+  std::size_t unwatched = 0;
+  std::uint64_t iterations = 0;
+  std::uint64_t batches = 0;
+  bool from_config = false;
+};
+
+struct FileMonitorSummary {
+  std::size_t count = 0;
+  std::size_t degraded = 0;
+  std::size_t watches = 0;     // kernel watches, shared by monitors
+  std::uint64_t overflows = 0; // inotify queue overflows since the start
+  std::vector<FileMonitorInfo> list;
+};
+
 class ServerHost {
  public:
   virtual ~ServerHost() = default;
@@ -88,6 +110,9 @@ class ServerHost {
   // For status: the timer counts (kernel, rb) and up to `limit` of each kind with their state.
   virtual std::pair<std::size_t, std::size_t> timer_counts() const = 0;
   virtual std::vector<SourceInfo> timer_list(std::size_t limit) const = 0;
+  // add_file_monitor: as add_timer. Errors: -32602 (bad path or match, id taken), -32002.
+  virtual Result<std::string> add_file_monitor(config::FileMonitorSpec spec) = 0;
+  virtual FileMonitorSummary file_monitors(std::size_t limit) const = 0;
 };
 
 // Who is on the other end of a connection (SO_PEERCRED, SO_PEERGROUPS), resolved once at accept.

@@ -343,6 +343,7 @@ Json Session::dispatch(const std::string& method, const Json& params, const Json
   if (method == "add_timer") return methods::add_timer(ctx, params, SourceKind::timer);
   if (method == "add_rb_timer") return methods::add_timer(ctx, params, SourceKind::rb_timer);
   if (method == "add_cron") return methods::add_cron(ctx, params);
+  if (method == "add_file_monitor") return methods::add_file_monitor(ctx, params);
   if (method == "remove_source") return methods::remove_source(ctx, params);
   if (method == "table") return methods::table(ctx);
   if (method == "status") return methods::status(ctx);

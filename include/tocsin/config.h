@@ -226,6 +226,10 @@ LoadResult load_config_string(std::string_view yaml_text, const std::string& fil
 std::optional<Millis> parse_duration(std::string_view text, std::string* why);
 std::string format_duration(Millis d);  // "1h30m", "250ms", "0ms"
 
+// Checks a file monitor's `match` glob (fnmatch(3) syntax, on one file name): nullopt when it is
+// fine, else what is wrong (a `/`, an unclosed `[`, an unknown `[:class:]`, a trailing `\`).
+std::optional<std::string> glob_error(std::string_view pattern);
+
 // "SIGUSR1", "USR1", "SIGRTMIN+2", "SIGRTMAX-1" -> kernel number, for the signals that
 // posix_signals may map. SIGHUP, SIGTERM and SIGINT are refused (daemon meaning, SPEC §5), as are
 // SIGKILL, SIGSTOP, the synchronous faults and SIGCHLD/SIGPIPE. Sets *canonical on success.

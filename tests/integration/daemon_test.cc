@@ -241,15 +241,28 @@ TEST(DaemonCli, ShippedConfigPassesCheck) {
   EXPECT_EQ(WEXITSTATUS(*status), 0) << check.log();
 }
 
-TEST(DaemonCli, NotYetImplementedSourcesAreRefusedWithTheirLocation) {
+TEST(DaemonCli, NotYetImplementedPartsAreRefusedWithTheirLocation) {
   TempDir dir;
-  std::string cfg = dir.write("t.yaml",
-                              "signals: {}\nfile_monitors:\n  - {id: tmp, signal: 3, path: /tmp}\n");
+  std::string cfg = dir.write(
+      "t.yaml", "signals: {}\ncron:\n  - {id: c, signal: 3, schedule: \"@daily\", cluster: true}\n");
   DaemonProcess check({"--check", "--config", cfg});
   auto status = check.wait_exit(deadline_in(kWait));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
-  check.expect_line(cfg + ":3:5: file_monitors (file monitor `tmp`) is not implemented yet");
+  check.expect_line(cfg + ":3:5: `cluster: true` (cron job `c`, needs the Postgres plugin) is not "
+                    "implemented yet");
+}
+
+TEST(DaemonCli, AMissingPluginIsAnErrorAtCheckTime) {
+  TempDir dir;
+  std::string cfg = dir.write("t.yaml", "signals: {}\nplugin_path: [" + dir.path().string() +
+                                            "]\nplugins:\n  nosuch: {}\n");
+  DaemonProcess check({"--check", "--config", cfg});
+  auto status = check.wait_exit(deadline_in(kWait));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+  check.expect_line(cfg + ":4:3: plugin `nosuch` not found in plugin_path (" +
+                    dir.path().string() + "): no " + dir.path().string() + "/nosuch.so");
 }
 
 }  // namespace

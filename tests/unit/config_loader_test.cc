@@ -568,6 +568,13 @@ const BadCase kBadCases[] = {
      "signals: {}\nfile_monitors: [{signal: 1, path: /tmp, events: [create, write]}]\n", 2, 58,
      "file_monitors[0].events[1]: expected an event: create, modify, close_write, delete, "
      "move or attrib; got \"write\""},
+    {"BadFileGlob",
+     "signals: {}\nfile_monitors: [{signal: 1, path: /tmp, match: \"[abc\"}]\n", 2, 48,
+     "file_monitors[0].match: a glob on the file name: unclosed '[' at position 1"},
+    {"FileGlobWithSlash",
+     "signals: {}\nfile_monitors: [{signal: 1, path: /tmp, match: \"a/*.c\"}]\n", 2, 48,
+     "file_monitors[0].match: a glob on the file name: a glob matches one file name and cannot "
+     "contain '/'"},
     {"NoFileEvents", "signals: {}\nfile_monitors: [{signal: 1, path: /tmp, events: []}]\n", 2, 49,
      "events: expected a list of events"},
     {"CronScheduleAndUwsgi",

@@ -74,7 +74,7 @@ class AioTest(DaemonTestCase):
                 self.assertEqual(cm.exception.code, tocsin.UNKNOWN_SIGNAL)
         self.run_async(body())
 
-    def test_add_cron(self):
+    def test_add_cron_and_file_monitor(self):
         async def body():
             async with tocsin.aio.Client(self.path) as c:
                 self.assertEqual(await c.add_cron(41, "@hourly", tz="UTC", id="hourly"), "hourly")
@@ -83,15 +83,8 @@ class AioTest(DaemonTestCase):
                 self.assertEqual(cm.exception.code, tocsin.INVALID_PARAMS)
                 self.assertIn("column 1", cm.exception.message)
                 self.assertEqual(await c.remove_source("hourly"), {})
-        self.run_async(body())
-
-    # The daemon does not have add_file_monitor yet: today it answers -32601.
-    def test_file_monitor_not_in_daemon_yet(self):
-        async def body():
-            async with tocsin.aio.Client(self.path) as c:
-                with self.assertRaises(tocsin.RpcError) as cm:
-                    await c.add_file_monitor(42, "/tmp", recursive=False, settle="50ms")
-                self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
+                sid = await c.add_file_monitor(42, "/tmp", recursive=False, settle="50ms")
+                self.assertEqual(await c.remove_source(sid), {})
         self.run_async(body())
 
     def test_one_of_redelivered_when_not_acked(self):
@@ -185,15 +178,15 @@ class AioRunTest(DaemonTestCase):
     def run_async(self, coro):
         return asyncio.run(asyncio.wait_for(coro, 40))
 
-    def test_run_reports_filemon_not_in_daemon_yet(self):
-        for deco, method in ((tocsin.filemon("/tmp"), "add_file_monitor"),):
+    def test_run_reports_a_source_the_daemon_refuses(self):
+        for deco, says in ((tocsin.cron("*/5 * 32 * *"), "day-of-month 32"),
+                           (tocsin.filemon("relative/path"), "an absolute path")):
             tocsin.clear()
             deco(lambda ev: None)
             with self.assertRaises(tocsin.RpcError) as cm:
                 self.run_async(tocsin.aio.run(self.path))
-            self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
-            self.assertIn(method, cm.exception.message)
-
+            self.assertEqual(cm.exception.code, tocsin.INVALID_PARAMS)
+            self.assertIn(says, cm.exception.message)
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,5 +1,6 @@
 """tocsin.Client against a real tocsind: every method."""
 
+import json
 import os
 import threading
 import unittest
@@ -176,16 +177,27 @@ class ClientTest(DaemonTestCase):
         self.assertIn("Quartz", cm.exception.message)
         c.remove_source("c1")
 
-    # The daemon does not have add_file_monitor yet: today it answers -32601.
-    # When it does, this test must be changed to check the source is added.
-
-    def test_add_file_monitor_not_in_daemon_yet(self):
+    def test_add_file_monitor(self):
         c = self.client()
+        watched = os.path.join(self.daemon.dir, "watched")
+        os.mkdir(watched)
+        self.assertEqual(c.add_file_monitor(18, watched, recursive=True,
+                                            events=["create", "close_write"], match="*.txt",
+                                            settle=0.05, max_delay="1s", iterations=0, id="f1"),
+                         "f1")
+        sub = self.client().subscribe(["news"])
+        with open(os.path.join(watched, "a.txt"), "w") as f:
+            f.write("x")
+        ev = sub.get(timeout=5)
+        self.assertEqual(ev.source, tocsin.Source("file", "f1"))
+        payload = json.loads(ev.payload)
+        self.assertEqual(payload["changes"][0]["path"], os.path.join(watched, "a.txt"))
+        st = [m for m in c.status()["file_monitors"] if m["id"] == "f1"][0]
+        self.assertEqual((st["state"], st["recursive"], st["path"]), ("ok", True, watched))
+        self.assertEqual(c.remove_source("f1"), {})
         with self.assertRaises(tocsin.RpcError) as cm:
-            c.add_file_monitor(34, "/tmp", recursive=True, events=["create", "modify"],
-                               match="*.txt", settle=0.05, max_delay="1s", iterations=0,
-                               id="f1")
-        self.assertEqual(cm.exception.code, tocsin.METHOD_NOT_FOUND)
+            c.add_file_monitor(34, "/tmp", events="write")
+        self.assertEqual(cm.exception.code, tocsin.INVALID_PARAMS)
 
     def test_table(self):
         t = {e["signal"]: e for e in self.client().table()}

@@ -257,13 +257,22 @@ class DecoratorTest(DaemonTestCase):
         self.assertIn("day-of-month 32", r.error.message)
         self.assertEqual(self.client().status()["sources"]["list"], [])
 
-    def test_filemon_not_in_daemon_yet(self):
-        tocsin.filemon(self.daemon.dir, recursive=True)(Recorder())
+    def test_filemon(self):
+        watched = os.path.join(self.daemon.dir, "watched")
+        os.mkdir(watched)
+        rec = Recorder()
+        tocsin.filemon(watched, recursive=True, match="*.txt")(rec)
+        h = tocsin.handlers()[0]
         r = Runner(self, socket_path=self.path)
-        wait_until(r.done.is_set, what="run() to fail")
-        self.assertIsInstance(r.error, tocsin.RpcError)
-        self.assertEqual(r.error.code, tocsin.METHOD_NOT_FOUND)
-        self.assertIn("add_file_monitor", r.error.message)
+        r.wait_ready()
+        with open(os.path.join(watched, "a.txt"), "w") as f:
+            f.write("x")
+        wait_until(lambda: rec.count() >= 1, what="the file event")
+        self.assertEqual(rec.events[0].source, tocsin.Source("file", h.id))
+        c = self.client()
+        self.assertIn(h.id, [m["id"] for m in c.status()["file_monitors"]])
+        r.stop()
+        self.assertNotIn(h.id, [m["id"] for m in c.status()["file_monitors"]])
 
 
 if __name__ == "__main__":
