@@ -33,9 +33,23 @@ namespace asio = boost::asio;
 using Json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
+// libpq's messages span lines ("server closed the connection unexpectedly\n\tThis probably
+// means..."): one line for the log and the payload.
 std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
+  std::string out;
+  for (char c : s) {
+    if (c == '\n' || c == '\t' || c == '\r') c = ' ';
+    if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
+    out.push_back(c);
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+// Server notices (e.g. "terminating connection due to administrator command") go to the log,
+// not to the daemon's stderr unformatted.
+void log_notice(void*, const char* message) {
+  spdlog::info("pgnotify: server says: {}", trim(message ? message : ""));
 }
 
 std::string event_json(const Event& e) {
@@ -257,6 +271,15 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
       return;
     }
     PQsetnonblocking(conn_, 1);
+    PQsetNoticeProcessor(conn_, &log_notice, nullptr);
+    // A server that accepts the socket and then says nothing must not hold us here forever.
+    heartbeat_deadline_->expires_after(s_.connect_timeout);
+    heartbeat_deadline_->async_wait(guard([](PgNotify& self) {
+      if (self.state_ == State::connecting) {
+        self.fail("no answer within " + std::to_string(self.s_.connect_timeout.count()) +
+                  "ms while connecting");
+      }
+    }));
     wait_socket(true, [](PgNotify& self) { self.poll_connect(); });
   }
 
@@ -296,6 +319,7 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
 
   void connected() {
     attempt_ = 0;
+    heartbeat_deadline_->cancel();  // the connect timeout
     heartbeat_channel_ = "tocsin_heartbeat_" + std::to_string(::getpid()) + "_" +
                          std::to_string(reinterpret_cast<std::uintptr_t>(this) % 1000000);
     std::string sql;

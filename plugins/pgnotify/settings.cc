@@ -8,8 +8,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr const char* kKeys[] = {"conninfo",  "channels",          "on_reconnect", "reconnect",
-                                 "heartbeat", "heartbeat_timeout", "queue",        "node"};
+constexpr const char* kKeys[] = {"conninfo",  "channels",          "on_reconnect",   "reconnect",
+                                 "heartbeat", "heartbeat_timeout", "connect_timeout", "queue",
+                                 "node"};
 
 std::optional<Millis> duration(const Json& v, const std::string& key, std::vector<std::string>& errors) {
   if (!v.is_string()) {
@@ -35,7 +36,7 @@ Parsed parse_settings(const Json& json, const Plugin::SignalKnown& known) {
   for (const auto& [key, value] : json.items()) {
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) {
       e.push_back(key + ": unknown key (pgnotify takes conninfo, channels, on_reconnect, "
-                        "reconnect, heartbeat, heartbeat_timeout, queue, node)");
+                        "reconnect, heartbeat, heartbeat_timeout, connect_timeout, queue, node)");
     }
   }
   if (auto c = json.find("conninfo"); c == json.end() || !c->is_string() || c->get<std::string>().empty()) {
@@ -93,6 +94,12 @@ Parsed parse_settings(const Json& json, const Plugin::SignalKnown& known) {
     if (auto d = duration(*h, "heartbeat_timeout", e)) {
       if (d->count() < 10) e.push_back("heartbeat_timeout: at least 10ms");
       s.heartbeat_timeout = *d;
+    }
+  }
+  if (auto h = json.find("connect_timeout"); h != json.end()) {
+    if (auto d = duration(*h, "connect_timeout", e)) {
+      if (d->count() < 10) e.push_back("connect_timeout: at least 10ms");
+      s.connect_timeout = *d;
     }
   }
   if (auto q = json.find("queue"); q != json.end()) {

@@ -27,6 +27,7 @@ struct Settings {
   Millis reconnect_max{30000}; // the cap
   Millis heartbeat{10000};     // a self-NOTIFY this often while connected
   Millis heartbeat_timeout{5000};  // ... that must come back within this, else reconnect
+  Millis connect_timeout{10000};   // a connection attempt that takes longer is given up
   std::size_t queue = 65536;   // pending pg_notify calls and claims while busy or disconnected
   std::string node;            // this daemon's name in the claim table (default host:pid)
 };

@@ -1,0 +1,273 @@
+// The pgnotify plugin against a real PostgreSQL (issue 7): LISTEN/NOTIFY into subscribers, odd
+// channel names, reconnects after pg_terminate_backend and a server restart with on_reconnect,
+// the heartbeat against a frozen server, pgnotify.notify into a libpq LISTEN, and the loader's
+// errors. Servers come from fakes/pg_cluster.h; tests that disturb the server start their own.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <sys/select.h>
+
+#include <chrono>
+
+#include "fakes/daemon_process.h"
+#include "fakes/line_client.h"
+#include "fakes/pg_cluster.h"
+#include "fakes/temp_dir.h"
+
+namespace tocsin::testing {
+namespace {
+
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+struct PgNotifyTest : ::testing::Test {
+  TempDir dir;
+  std::string sock = dir.file("tocsin.sock");
+  std::unique_ptr<PgCluster> pg;
+  std::unique_ptr<DaemonProcess> daemon;
+  // Our own backend's name, so that terminating it touches no other test's connection.
+  std::string app = "tocsin-test-" + std::to_string(::getpid()) + "-" +
+                    std::to_string(reinterpret_cast<std::uintptr_t>(this) % 100000);
+
+  void SetUp() override { use(PgCluster::shared); }
+  void use(std::unique_ptr<PgCluster> (*make)(std::string*)) {
+    std::string why;
+    pg = make(&why);
+    if (!pg) GTEST_SKIP() << "no PostgreSQL here: " << why;
+  }
+
+  std::string conninfo() const { return pg->conninfo() + " application_name=" + app; }
+
+  void start(const std::string& plugin_settings, const std::string& signals = "") {
+    std::string yaml = std::string("plugin_path: [") + TOCSIN_PLUGIN_DIR + "]\nstate_dir: " +
+                       dir.file("state") + R"Y(
+signals:
+  50: {name: jobs, handlers: [{target: subscribers}]}
+  51: {name: other, handlers: [{target: subscribers}]}
+  52: {name: pg-back, handlers: [{target: subscribers}]}
+)Y" + signals + "plugins:\n  pgnotify:\n    conninfo: \"" +
+                       conninfo() + "\"\n" + plugin_settings;
+    std::string config = dir.write("tocsin.yaml", yaml);
+    daemon = std::make_unique<DaemonProcess>(
+        std::vector<std::string>{"--config", config, "--socket", sock, "--log-level", "debug"});
+    daemon->expect_ready();
+    daemon->expect_line("pgnotify: listening on");
+  }
+
+  std::optional<Json> next(LineClient& sub, const std::string& name) {
+    for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
+      auto n = sub.next_notification(until);
+      if (!n) break;
+      if ((*n)["params"]["name"] == name) return (*n)["params"];
+    }
+    ADD_FAILURE() << "no " << name << " event; log:\n" << (daemon ? daemon->log() : "");
+    return std::nullopt;
+  }
+
+  void notify(const std::string& channel_sql, const std::string& payload) {
+    std::string err;
+    ASSERT_TRUE(pg->psql("NOTIFY " + channel_sql + ", '" + payload + "'", &err)) << err;
+  }
+};
+
+TEST_F(PgNotifyTest, NotifyReachesASubscriberWithItsPayloadWhateverTheChannelsName) {
+  start(R"Y(    channels: {jobs: jobs, "Mixed.Case Chan": 50, "with space": other, "dots.and.more": 51}
+)Y");
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"jobs", "other"}}});
+  notify("jobs", "hello");
+  auto e = next(sub, "jobs");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "hello");
+  EXPECT_EQ((*e)["source"], (Json{{"kind", "pg"}, {"id", "jobs"}}));
+  notify("\"Mixed.Case Chan\"", "mixed");
+  e = next(sub, "jobs");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "mixed");
+  EXPECT_EQ((*e)["source"]["id"], "Mixed.Case Chan");
+  notify("\"with space\"", "spaced");
+  e = next(sub, "other");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "spaced");
+  notify("\"dots.and.more\"", "{\"json\": [1, 2]}");
+  e = next(sub, "other");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "{\"json\": [1, 2]}");
+  // A channel nobody mapped raises nothing; the next mapped one still comes, in order.
+  notify("\"MIXED.CASE CHAN\"", "not ours");
+  notify("jobs", "after");
+  e = next(sub, "jobs");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "after");
+  LineClient admin(sock);
+  Json st = admin.call("status")["result"]["plugins"]["pgnotify"];
+  EXPECT_EQ(st["state"], "listening") << st.dump();
+  EXPECT_EQ(st["received"], 5) << st.dump();
+}
+
+TEST_F(PgNotifyTest, ATerminatedBackendIsReconnectedAndOnReconnectSaysSo) {
+  start(R"Y(    channels: {jobs: jobs}
+    on_reconnect: pg-back
+    reconnect: {min: 50ms, max: 500ms}
+)Y");
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"jobs", "pg-back"}}});
+  std::string err;
+  ASSERT_TRUE(pg->psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                       "application_name = '" + app + "'",
+                       &err))
+      << err;
+  auto back = next(sub, "pg-back");
+  ASSERT_TRUE(back);
+  Json p = Json::parse((*back)["payload"].get<std::string>());
+  EXPECT_EQ(p["generation"], 2);
+  EXPECT_TRUE(p["outage_ms"].is_number_unsigned()) << p.dump();
+  EXPECT_FALSE(p["error"].get<std::string>().empty()) << p.dump();
+  notify("jobs", "flowing again");
+  auto e = next(sub, "jobs");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "flowing again");
+}
+
+TEST_F(PgNotifyTest, AServerStoppedAndStartedAgainIsReconnectedWithinTheBackoff) {
+  use(PgCluster::create);  // this test stops the server: its own
+  if (!pg) return;
+  start(R"Y(    channels: {jobs: jobs}
+    on_reconnect: pg-back
+    reconnect: {min: 50ms, max: 300ms}
+)Y");
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"jobs", "pg-back"}}});
+  std::size_t from = 0;
+  ASSERT_TRUE(pg->stop_fast());
+  daemon->expect_line("pgnotify: connection lost", &from);
+  daemon->expect_line("pgnotify: cannot connect", &from);  // retrying while it is down
+  ASSERT_TRUE(pg->start());
+  auto back = next(sub, "pg-back");
+  ASSERT_TRUE(back);
+  EXPECT_GE(Json::parse((*back)["payload"].get<std::string>())["generation"], 2);
+  notify("jobs", "after restart");
+  auto e = next(sub, "jobs");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "after restart");
+}
+
+TEST_F(PgNotifyTest, TheHeartbeatNoticesAFrozenServerWithinItsDeadline) {
+  use(PgCluster::create);  // this test freezes the server: its own
+  if (!pg) return;
+  start(R"Y(    channels: {jobs: jobs}
+    on_reconnect: pg-back
+    heartbeat: 200ms
+    heartbeat_timeout: 300ms
+    connect_timeout: 300ms
+    reconnect: {min: 50ms, max: 200ms}
+)Y");
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"jobs", "pg-back"}}});
+  std::size_t from = 0;
+  pg->freeze();
+  // The connection is still open (a half-open one looks the same): only the heartbeat can tell.
+  daemon->expect_line("no heartbeat within 300ms", &from);
+  daemon->expect_line("while connecting", &from);  // and a frozen server does not hold a connect
+  pg->thaw();
+  auto back = next(sub, "pg-back");
+  ASSERT_TRUE(back);
+  notify("jobs", "thawed");
+  auto e = next(sub, "jobs");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "thawed");
+}
+
+// A LISTEN of our own over libpq, read with a deadline.
+struct Listener {
+  PGconn* conn = nullptr;
+  explicit Listener(const std::string& conninfo, const std::string& channel_sql) {
+    conn = PQconnectdb(conninfo.c_str());
+    if (PQstatus(conn) == CONNECTION_OK) PQclear(PQexec(conn, ("LISTEN " + channel_sql).c_str()));
+  }
+  ~Listener() { PQfinish(conn); }
+  bool ok() const { return PQstatus(conn) == CONNECTION_OK; }
+  std::optional<std::pair<std::string, std::string>> next(Deadline deadline) {
+    while (std::chrono::steady_clock::now() < deadline) {
+      PQconsumeInput(conn);
+      if (PGnotify* n = PQnotifies(conn)) {
+        std::pair<std::string, std::string> out{n->relname, n->extra};
+        PQfreemem(n);
+        return out;
+      }
+      fd_set fds;
+      FD_ZERO(&fds);
+      FD_SET(PQsocket(conn), &fds);
+      timeval tv{0, 100000};
+      ::select(PQsocket(conn) + 1, &fds, nullptr, nullptr, &tv);
+    }
+    return std::nullopt;
+  }
+};
+
+TEST_F(PgNotifyTest, TheNotifyHandlerPublishesEventsToAChannelAndRefusesOversizedOnes) {
+  start("    channels: {}\n", R"Y(  53:
+    name: out
+    handlers: [{plugin: pgnotify.notify, with: {channel: "Out Channel"}}]
+)Y");
+  Listener listen(pg->conninfo(), "\"Out Channel\"");
+  ASSERT_TRUE(listen.ok()) << PQerrorMessage(listen.conn);
+  LineClient admin(sock);
+  Json r = admin.call("raise", {{"signal", "out"}, {"payload", "to postgres"}});
+  ASSERT_TRUE(r.contains("result")) << r.dump();
+  auto n = listen.next(deadline_in(kWait));
+  ASSERT_TRUE(n) << "nothing arrived on \"Out Channel\"; log:\n" << daemon->log();
+  EXPECT_EQ(n->first, "Out Channel");
+  Json event = Json::parse(n->second);
+  EXPECT_EQ(event["payload"], "to postgres");
+  EXPECT_EQ(event["name"], "out");
+  EXPECT_EQ(event["seq"], r["result"]["seq"]);
+  // 7999 bytes is the most a NOTIFY carries: a bigger event is counted as failed, never cut.
+  r = admin.call("raise", {{"signal", "out"}, {"payload", std::string(8000, 'x')}});
+  ASSERT_TRUE(r.contains("result")) << r.dump();
+  daemon->expect_line("a NOTIFY payload holds at most 7999 (not sent, not truncated)");
+  Json table = admin.call("table")["result"]["signals"];
+  for (const auto& s : table) {
+    if (s["signal"] == 53) {
+      EXPECT_EQ(s["delivered"], 1) << s.dump();
+      EXPECT_EQ(s["failed"], 1) << s.dump();
+    }
+  }
+  EXPECT_EQ(listen.next(deadline_in(300ms)), std::nullopt) << "the oversized event was sent";
+}
+
+TEST(PgNotifyCheck, PluginProblemsAreReportedAtCheckTimeWithTheirLocation) {
+  TempDir dir;
+  struct Case {
+    std::string yaml;
+    std::string says;
+  };
+  const std::string path = std::string("plugin_path: [") + TOCSIN_PLUGIN_DIR + ", " +
+                           TOCSIN_TEST_PLUGIN_DIR + "]\nsignals: {5: {name: five}}\n";
+  const Case cases[] = {
+      {path + "plugins:\n  pgnotify: {channels: {a: 5}}\n",
+       "t.yaml:4:3: plugins.pgnotify.conninfo: required"},
+      {path + "plugins:\n  pgnotify: {conninfo: x, channels: {a: nosuch}}\n",
+       "t.yaml:4:3: plugins.pgnotify.channels.a: \"nosuch\" is not a signal"},
+      {path + "plugins:\n  pgnotify: {conninfo: x, heartbeat: soon}\n",
+       "t.yaml:4:3: plugins.pgnotify.heartbeat:"},
+      {path + "plugins:\n  pgnotify: {conninfo: x, colour: red}\n",
+       "t.yaml:4:3: plugins.pgnotify.colour: unknown key"},
+      {path + "plugins:\n  bad_abi: {}\n", "was built for plugin ABI version 999; this tocsind speaks version 1"},
+      {path + "plugins:\n  not_a_plugin: {}\n", "is not a tocsin plugin (it has no tocsin_plugin_entry)"},
+      {std::string("plugin_path: [") + TOCSIN_PLUGIN_DIR +
+           "]\nsignals:\n  5:\n    handlers: [{plugin: pgnotify.notify, with: {chanel: x}}]\n"
+           "plugins:\n  pgnotify: {conninfo: x}\n",
+       "t.yaml:4:16: pgnotify.notify: with: expected {channel: NAME}"},
+  };
+  for (const auto& c : cases) {
+    std::string cfg = dir.write("t.yaml", c.yaml);
+    DaemonProcess check({"--check", cfg});
+    auto status = check.wait_exit(deadline_in(kWait));
+    ASSERT_TRUE(status);
+    EXPECT_EQ(WEXITSTATUS(*status), 1) << c.yaml << check.log();
+    check.expect_line(c.says);
+  }
+}
+
+}  // namespace
+}  // namespace tocsin::testing
