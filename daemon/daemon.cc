@@ -40,16 +40,25 @@ config::LoadResult load_for_daemon(const DaemonOptions& options) {
 
 std::vector<config::ConfigError> check_supported(const config::Config& config) {
   std::vector<config::ConfigError> errors;
-  auto refuse = [&](const config::Location& where, const std::string& what) {
-    errors.push_back({where, what + " is not implemented yet in this version of tocsind"});
+  // Cluster jobs claim their slots in Postgres, through the pgnotify plugin (docs/cluster.md).
+  const bool claims = std::any_of(config.plugins.begin(), config.plugins.end(),
+                                  [](const config::PluginSpec& p) { return p.name == "pgnotify"; });
+  auto needs_claims = [&](const config::Location& where, const std::string& what) {
+    errors.push_back({where, "`cluster: true` (" + what +
+                                 ") needs the pgnotify plugin to claim its slots: add "
+                                 "plugins: {pgnotify: {conninfo: ...}}"});
   };
-  for (const auto* list : {&config.timers, &config.rb_timers}) {
-    for (const auto& t : *list) {
-      if (t.cluster) refuse(t.where, "`cluster: true` (timer `" + t.id + "`, needs the Postgres plugin)");
+  for (const auto& t : config.timers) {
+    if (t.cluster && !claims) needs_claims(t.where, "timer `" + t.id + "`");
+  }
+  for (const auto& t : config.rb_timers) {
+    if (t.cluster) {
+      errors.push_back({t.where, "`cluster: true` is for timers and cron jobs; rb_timer `" + t.id +
+                                     "` cannot be clustered (make it a timer)"});
     }
   }
   for (const auto& c : config.cron) {
-    if (c.cluster) refuse(c.where, "`cluster: true` (cron job `" + c.id + "`, needs the Postgres plugin)");
+    if (c.cluster && !claims) needs_claims(c.where, "cron job `" + c.id + "`");
   }
   return errors;
 }
@@ -70,7 +79,17 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
         server_(io_, hub_, *this),
         plugins_(*this),
         stop_timer_(io_),
-        started_(clock_->steady_now()) {}
+        started_(clock_->steady_now()) {
+    Claimer claimer = [this](const std::string& job, std::int64_t slot, ClaimDone done) {
+      if (Plugin* p = plugins_.claims()) {
+        p->claim(job, slot, std::move(done));
+      } else {
+        done(false, "no plugin makes claims (cluster jobs need pgnotify)");
+      }
+    };
+    timers_.set_claimer(claimer);
+    cron_.set_claimer(claimer);
+  }
 
   ~Impl() override {
     // The handlers (and their children's callbacks) go before the reactor they live in.

@@ -162,7 +162,7 @@ void CronScheduler::collect(std::int64_t now_ms, bool clock_was_set, std::vector
     const std::int64_t late = now_ms - j.deadline_ms;
     j.next_slot.reset();
     Fire fire{.id = j.spec.id, .signal = j.spec.signal, .scheduled = slot, .late_ms = late,
-              .zone = j.zone};
+              .cluster = j.spec.cluster, .zone = j.zone};
     if (j.schedule.reboot) {
       fire.reboot = true;
       fire.iteration = ++j.fired;

@@ -48,6 +48,7 @@ struct Fire {
   std::uint64_t missed = 0; // slots this event stands for beyond `scheduled` (a catch-up: all)
   bool catch_up = false;
   bool reboot = false;      // an @reboot job, at daemon start
+  bool cluster = false;     // fires only when this daemon claims the slot
   std::uint64_t iteration = 0;
   const date::time_zone* zone = nullptr;
 };

@@ -225,7 +225,11 @@ class CronSource::Impl {
         spdlog::info("cron job {}: retired after {} iteration(s)", f.id, f.iteration);
         runtime_ids_.erase(f.id);
       }
-      dispatcher_.raise(f.signal, SourceRef{SourceKind::cron, f.id}, payload(f), f.iteration);
+      if (f.cluster) {
+        claim_and_raise(f);
+      } else {
+        dispatcher_.raise(f.signal, SourceRef{SourceKind::cron, f.id}, payload(f), f.iteration);
+      }
       if (stopped_) return;
     }
     firing_ = false;
@@ -235,6 +239,30 @@ class CronSource::Impl {
     }
     rearm();
   }
+
+  // A cluster job's slot fires here only if this daemon wins it (docs/cluster.md).
+  void claim_and_raise(const cron::Fire& f) {
+    if (!claimer_) {
+      spdlog::warn("cron job {}: cluster: true but no plugin makes claims; slot not fired", f.id);
+      return;
+    }
+    std::weak_ptr<bool> alive = alive_;
+    const std::int64_t slot = f.scheduled.time_since_epoch().count();
+    claimer_(f.id, slot, [this, alive, f](bool claimed, const std::string& why) {
+      if (alive.expired() || stopped_) return;
+      if (claimed) {
+        dispatcher_.raise(f.signal, SourceRef{SourceKind::cron, f.id}, payload(f), f.iteration);
+      } else if (why == "claimed by another daemon") {
+        spdlog::debug("cron job {}: slot {} fired by another daemon", f.id,
+                      cron::format_in_zone(f.scheduled, *f.zone));
+      } else {
+        spdlog::warn("cron job {}: slot {} not fired: {}", f.id,
+                     cron::format_in_zone(f.scheduled, *f.zone), why);
+      }
+    });
+  }
+
+  void set_claimer(Claimer claimer) { claimer_ = std::move(claimer); }
 
   // ---- the state file ----
 
@@ -354,6 +382,8 @@ class CronSource::Impl {
   std::map<std::string, cron::SavedSlot> saved_;
   std::string state_dir_;
   std::string last_write_error_;
+  Claimer claimer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::int64_t armed_for_ = LLONG_MAX;
   bool waiting_ = false;
   bool firing_ = false;
@@ -382,5 +412,6 @@ std::vector<cron::JobInfo> CronSource::list(std::size_t limit) const {
   return impl_->scheduler_.list(limit);
 }
 void CronSource::stop() { impl_->stop(); }
+void CronSource::set_claimer(Claimer claimer) { impl_->set_claimer(std::move(claimer)); }
 
 }  // namespace tocsin

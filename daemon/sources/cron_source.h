@@ -53,6 +53,8 @@ class CronSource {
   std::vector<cron::JobInfo> list(std::size_t limit) const;
   // Writes the state and disarms the timer.
   void stop();
+  // For `cluster: true` jobs: each slot fires only when this claims it.
+  void set_claimer(Claimer claimer);
 
  private:
   class Impl;

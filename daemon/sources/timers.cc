@@ -68,15 +68,20 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
   KernelTimer(asio::io_context& io, Dispatcher& d, config::TimerSpec spec, bool from_config)
       : dispatcher_(d), spec_(std::move(spec)), from_config_(from_config), fd_(io) {}
 
-  Result<void> start(const Clock& clock, Retire retire) {
+  Result<void> start(const Clock& clock, Retire retire, const Claimer* claimer) {
     retire_ = std::move(retire);
     clock_ = &clock;
-    ClockId c = to_clock_id(spec_.clock);
+    claimer_ = claimer;
+    // A cluster timer runs on the wall clock's grid (multiples of `every` since the epoch), the
+    // same on every daemon, so that each period is one slot everywhere (docs/cluster.md).
+    ClockId c = spec_.cluster ? ClockId::realtime : to_clock_id(spec_.clock);
+    clock_id_ = c;
     int fd = ::timerfd_create(kernel_clock(c), TFD_NONBLOCK | TFD_CLOEXEC);
     if (fd < 0) return Error{std::string("timerfd_create: ") + std::strerror(errno)};
     fd_.assign(fd);
     period_ns_ = spec_.every.count() * kNsPerMs;
     first_ns_ = clock.now_ns(c) + spec_.after.value_or(spec_.every).count() * kNsPerMs;
+    if (spec_.cluster) first_ns_ = (first_ns_ / period_ns_ + 1) * period_ns_;
     itimerspec its{};
     its.it_value = to_timespec(first_ns_);
     its.it_interval = to_timespec(period_ns_);
@@ -94,7 +99,7 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
 
   TimerInfo info() const {
     return TimerInfo{spec_.id,  SourceKind::timer, spec_.signal, spec_.every.count(),
-                     to_clock_id(spec_.clock), spec_.iterations, fired_, overruns_,
+                     clock_id_, spec_.iterations, fired_, overruns_,
                      first_ns_ + static_cast<std::int64_t>(fired_) * period_ns_, from_config_};
   }
   const config::TimerSpec& spec() const { return spec_; }
@@ -123,7 +128,7 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
     fired_ += n;
     overruns_ += n - 1;
     std::int64_t due = first_ns_ + static_cast<std::int64_t>(fired_ - 1) * period_ns_;
-    std::int64_t late = clock_->now_ns(to_clock_id(spec_.clock)) - due;
+    std::int64_t late = clock_->now_ns(clock_id_) - due;
     if (n > 1) {
       // Reported in the event and counted in status; a warning per event would flood the log
       // exactly when the daemon is already behind.
@@ -134,8 +139,12 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
     std::uint64_t iteration = last ? spec_.iterations : fired_;
     // Keep ourselves alive: a handler may remove this timer while the event is delivered.
     auto self = shared_from_this();
-    dispatcher_.raise(spec_.signal, SourceRef{SourceKind::timer, spec_.id},
-                      timer_payload(n, late), iteration);
+    if (spec_.cluster) {
+      claim_and_raise(due / period_ns_, timer_payload(n, late), iteration);
+    } else {
+      dispatcher_.raise(spec_.signal, SourceRef{SourceKind::timer, spec_.id},
+                        timer_payload(n, late), iteration);
+    }
     if (!fd_.is_open()) return;  // removed meanwhile
     if (last) {
       stop();
@@ -146,11 +155,34 @@ class KernelTimer : public std::enable_shared_from_this<KernelTimer> {
     wait();
   }
 
+  void claim_and_raise(std::int64_t slot, std::string payload, std::uint64_t iteration) {
+    if (claimer_ == nullptr || !*claimer_) {
+      spdlog::warn("timer {}: cluster: true but no plugin makes claims; slot not fired", spec_.id);
+      return;
+    }
+    std::weak_ptr<KernelTimer> weak = shared_from_this();
+    (*claimer_)(spec_.id, slot,
+                [weak, payload = std::move(payload), iteration, slot](bool claimed,
+                                                                      const std::string& why) {
+                  auto self = weak.lock();
+                  if (!self || !self->fd_.is_open()) return;
+                  if (claimed) {
+                    self->dispatcher_.raise(self->spec_.signal,
+                                            SourceRef{SourceKind::timer, self->spec_.id},
+                                            payload, iteration);
+                  } else if (why != "claimed by another daemon") {
+                    spdlog::warn("timer {}: slot {} not fired: {}", self->spec_.id, slot, why);
+                  }
+                });
+  }
+
   Dispatcher& dispatcher_;
   config::TimerSpec spec_;
   bool from_config_;
   asio::posix::stream_descriptor fd_;
   Retire retire_;
+  const Claimer* claimer_ = nullptr;
+  ClockId clock_id_ = ClockId::monotonic;
   const Clock* clock_ = nullptr;
   std::int64_t period_ns_ = 0;
   std::int64_t first_ns_ = 0;
@@ -244,11 +276,17 @@ class TimerSources::Impl {
     if (spec.every.count() < 1) return Error{"every: at least 1ms", -32602};
     if (kind == SourceKind::timer) {
       auto t = std::make_shared<KernelTimer>(io_, dispatcher_, spec, from_config);
-      if (auto r = t->start(clock_, [this](const std::string& id) { retired_kernel(id); }); !r) {
+      if (auto r = t->start(
+              clock_, [this](const std::string& id) { retired_kernel(id); }, &claimer_);
+          !r) {
         return r;
       }
       kernel_.emplace(spec.id, std::move(t));
       return ok();
+    }
+    if (spec.cluster) {
+      return Error{"cluster: true is for timers and cron jobs; an rb_timer cannot be clustered",
+                   -32602};
     }
     if (spec.iterations > kMaxRbIterations) {
       return Error{"iterations: at most " + std::to_string(kMaxRbIterations) + " for an rb_timer",
@@ -504,6 +542,9 @@ class TimerSources::Impl {
   asio::io_context& io_;
   Dispatcher& dispatcher_;
   const Clock& clock_;
+ public:
+  Claimer claimer_;
+ private:
   std::map<std::string, std::shared_ptr<KernelTimer>> kernel_;
   RbTimerPool pool_;  // before the index and the wheels, which point into it
   std::vector<IdSet::bucket_type> buckets_;
@@ -531,5 +572,6 @@ std::size_t TimerSources::timer_count() const { return impl_->timer_count(); }
 std::size_t TimerSources::rb_timer_count() const { return impl_->rb_timer_count(); }
 std::vector<TimerInfo> TimerSources::list(std::size_t limit) const { return impl_->list(limit); }
 void TimerSources::stop() { impl_->stop(); }
+void TimerSources::set_claimer(Claimer claimer) { impl_->claimer_ = std::move(claimer); }
 
 }  // namespace tocsin

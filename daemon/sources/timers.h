@@ -77,6 +77,8 @@ class TimerSources {
   // Up to `limit` timers of each kind, kernel timers first.
   std::vector<TimerInfo> list(std::size_t limit) const;
   void stop();
+  // For `cluster: true` timers: each period fires only when this claims it.
+  void set_claimer(Claimer claimer);
 
   class Impl;
 

@@ -45,6 +45,12 @@ class Handler {
   std::shared_ptr<HandlerCounters> counters_ = std::make_shared<HandlerCounters>();
 };
 
+// Cluster jobs (docs/cluster.md): asks whether this daemon may fire `job`'s `slot` (a number the
+// same on every daemon: a cron slot's epoch second, a cluster timer's grid index). `done` is
+// called exactly once, on the reactor, maybe before claim() returns.
+using ClaimDone = std::function<void(bool claimed, const std::string& why)>;
+using Claimer = std::function<void(const std::string& job, std::int64_t slot, ClaimDone done)>;
+
 class Dispatcher {
  public:
   // Returns true when it took the event (a waiter was there).

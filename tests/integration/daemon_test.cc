@@ -241,16 +241,17 @@ TEST(DaemonCli, ShippedConfigPassesCheck) {
   EXPECT_EQ(WEXITSTATUS(*status), 0) << check.log();
 }
 
-TEST(DaemonCli, NotYetImplementedPartsAreRefusedWithTheirLocation) {
+TEST(DaemonCli, ClusterJobsNeedThePgnotifyPlugin) {
   TempDir dir;
   std::string cfg = dir.write(
-      "t.yaml", "signals: {}\ncron:\n  - {id: c, signal: 3, schedule: \"@daily\", cluster: true}\n");
+      "t.yaml", "signals: {}\ncron:\n  - {id: c, signal: 3, schedule: \"@daily\", cluster: true}\n"
+                "rb_timers:\n  - {id: r, signal: 3, every: 1s, cluster: true}\n");
   DaemonProcess check({"--check", "--config", cfg});
   auto status = check.wait_exit(deadline_in(kWait));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
-  check.expect_line(cfg + ":3:5: `cluster: true` (cron job `c`, needs the Postgres plugin) is not "
-                    "implemented yet");
+  check.expect_line(cfg + ":3:5: `cluster: true` (cron job `c`) needs the pgnotify plugin");
+  check.expect_line(cfg + ":5:5: `cluster: true` is for timers and cron jobs; rb_timer `r`");
 }
 
 TEST(DaemonCli, AMissingPluginIsAnErrorAtCheckTime) {

@@ -7,6 +7,7 @@
 #include <sys/select.h>
 
 #include <chrono>
+#include <map>
 
 #include "fakes/daemon_process.h"
 #include "fakes/line_client.h"
@@ -233,6 +234,112 @@ TEST_F(PgNotifyTest, TheNotifyHandlerPublishesEventsToAChannelAndRefusesOversize
     }
   }
   EXPECT_EQ(listen.next(deadline_in(300ms)), std::nullopt) << "the oversized event was sent";
+}
+
+// Two daemons, one cron job every second with `cluster: true`: every slot fires exactly once
+// across both; with one of them killed, the other fires every slot; with Postgres gone, neither
+// fires and status says why.
+TEST_F(PgNotifyTest, AClusterCronJobFiresEachSlotOnceAcrossTwoDaemons) {
+  use(PgCluster::create);  // its own claim table, and it is stopped at the end
+  if (!pg) return;
+  const std::string cluster_yaml = R"Y(    channels: {}
+    heartbeat: 1s
+cron:
+  - {id: every-second, signal: jobs, schedule: "* * * * * *", cluster: true}
+timers:
+  - {id: grid, signal: other, every: 500ms, cluster: true}
+)Y";
+  start(cluster_yaml);
+  TempDir dir2;
+  std::string sock2 = dir2.file("tocsin.sock");
+  std::string config2 = dir2.write(
+      "tocsin.yaml", std::string("plugin_path: [") + TOCSIN_PLUGIN_DIR + "]\nstate_dir: " +
+                         dir2.file("state") + R"Y(
+signals:
+  50: {name: jobs, handlers: [{target: subscribers}]}
+  51: {name: other, handlers: [{target: subscribers}]}
+  52: {name: pg-back, handlers: [{target: subscribers}]}
+plugins:
+  pgnotify:
+    conninfo: ")Y" + conninfo() + "\"\n    node: second\n" + cluster_yaml);
+  auto second = std::make_unique<DaemonProcess>(
+      std::vector<std::string>{"--config", config2, "--socket", sock2, "--log-level", "debug"});
+  second->expect_ready();
+  LineClient a(sock), b(sock2);
+  a.call("subscribe", {{"signals", {"jobs", "other"}}});
+  b.call("subscribe", {{"signals", {"jobs", "other"}}});
+  // Slots (the cron's scheduled second, the timer's grid time) -> how many daemons fired them.
+  std::map<std::string, int> cron_slots, timer_slots;
+  std::map<std::string, int> by_daemon;
+  auto drain = [&](LineClient& c, const char* who, Deadline until) {
+    while (auto n = c.next_notification(until)) {
+      const Json& e = (*n)["params"];
+      if (e["name"] == "jobs") {
+        ++cron_slots[Json::parse(e["payload"].get<std::string>())["scheduled"]];
+      } else {
+        ++timer_slots[e["time"].get<std::string>().substr(0, 21)];  // to the tenth of a second
+      }
+      ++by_daemon[who];
+      if (cron_slots.size() >= 10) return;
+    }
+  };
+  for (auto until = deadline_in(20000ms);
+       cron_slots.size() < 10 && std::chrono::steady_clock::now() < until;) {
+    drain(a, "a", deadline_in(50ms));
+    drain(b, "b", deadline_in(50ms));
+  }
+  drain(a, "a", deadline_in(300ms));
+  drain(b, "b", deadline_in(300ms));
+  ASSERT_GE(cron_slots.size(), 10u) << "log a:\n" << daemon->log() << "\nlog b:\n" << second->log();
+  for (const auto& [slot, n] : cron_slots) EXPECT_EQ(n, 1) << "cron slot " << slot;
+  for (const auto& [slot, n] : timer_slots) EXPECT_EQ(n, 1) << "timer slot " << slot;
+  // Consecutive seconds: no slot was lost between the first and the last (ISO strings of one
+  // zone sort in time order).
+  auto second_of_day = [](const std::string& iso) {
+    return std::stoll(iso.substr(11, 2)) * 3600 + std::stoll(iso.substr(14, 2)) * 60 +
+           std::stoll(iso.substr(17, 2));
+  };
+  std::int64_t previous = -1;
+  for (const auto& [slot, n] : cron_slots) {
+    std::int64_t s = second_of_day(slot);
+    if (previous >= 0) {
+      EXPECT_EQ((s - previous + 86400) % 86400, 1) << "lost before " << slot;
+    }
+    previous = s;
+  }
+  std::string err;
+  auto claimed = pg->psql("SELECT count(*), count(DISTINCT slot) FROM tocsin_claims WHERE job = "
+                          "'every-second'",
+                          &err);
+  ASSERT_TRUE(claimed) << err;
+  auto bar = claimed->find('|');
+  EXPECT_EQ(claimed->substr(0, bar), claimed->substr(bar + 1)) << "one claim per slot";
+
+  // One daemon killed: the other fires every slot.
+  second->send(SIGKILL);
+  ASSERT_TRUE(second->wait_exit(deadline_in(kWait)));
+  std::vector<std::int64_t> after;
+  for (auto until = deadline_in(10000ms);
+       after.size() < 4 && std::chrono::steady_clock::now() < until;) {
+    auto n = a.next_notification(until);
+    if (!n) break;
+    const Json& e = (*n)["params"];
+    if (e["name"] != "jobs") continue;
+    Json p = Json::parse(e["payload"].get<std::string>());
+    after.push_back(second_of_day(p["scheduled"]));
+  }
+  ASSERT_EQ(after.size(), 4u) << daemon->log();
+  for (std::size_t i = 1; i < after.size(); ++i) {
+    EXPECT_EQ((after[i] - after[i - 1] + 86400) % 86400, 1) << "a slot was skipped";
+  }
+
+  // Postgres gone: no cluster job fires, and status says why.
+  ASSERT_TRUE(pg->stop_fast());
+  daemon->expect_line("not fired: no connection to Postgres");
+  LineClient admin(sock);
+  Json st = admin.call("status")["result"]["plugins"]["pgnotify"];
+  EXPECT_NE(st["cluster"].get<std::string>().find("not firing cluster jobs"), std::string::npos)
+      << st.dump();
 }
 
 TEST(PgNotifyCheck, PluginProblemsAreReportedAtCheckTimeWithTheirLocation) {
