@@ -244,24 +244,29 @@ Json register_target(Context& ctx, const Json& params, bool add) {
   return result_reply(ctx.id, Json::object());
 }
 
-Json add_timer(Context& ctx, const Json& params, SourceKind kind) {
-  const char* method = kind == SourceKind::timer ? "add_timer" : "add_rb_timer";
-  if (!ctx.session.peer().admin) return admin_only(ctx, method);
-  config::TimerSpec spec;
-  if (auto id = params.find("id"); id != params.end() && !id->is_null()) {
-    if (!id->is_string() || id->get_ref<const std::string&>().empty()) {
-      return from(ctx, invalid("id: expected a non-empty string"));
+// The fields every run-time source has: an optional id and the signal. Sets them, or returns
+// the error reply.
+std::optional<Json> source_id_and_signal(Context& ctx, const Json& params, std::string& id,
+                                         SignalId& signal) {
+  if (auto i = params.find("id"); i != params.end() && !i->is_null()) {
+    if (!i->is_string() || !is_valid_source_id(i->get_ref<const std::string&>())) {
+      return from(ctx, invalid("id: a non-empty string of letters, digits and . _ : - only"));
     }
-    spec.id = id->get<std::string>();
-    if (!is_valid_source_id(spec.id)) {
-      return from(ctx, invalid("id: letters, digits and . _ : - only"));
-    }
+    id = i->get<std::string>();
   }
   auto s = params.find("signal");
   if (s == params.end()) return from(ctx, invalid("signal is required"));
   auto sig = signal_param(ctx.core, *s, "signal");
   if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
-  spec.signal = std::get<SignalId>(sig);
+  signal = std::get<SignalId>(sig);
+  return std::nullopt;
+}
+
+Json add_timer(Context& ctx, const Json& params, SourceKind kind) {
+  const char* method = kind == SourceKind::timer ? "add_timer" : "add_rb_timer";
+  if (!ctx.session.peer().admin) return admin_only(ctx, method);
+  config::TimerSpec spec;
+  if (auto e = source_id_and_signal(ctx, params, spec.id, spec.signal)) return *e;
   auto every = params.find("every");
   if (every == params.end()) return from(ctx, invalid("every is required"));
   auto d = duration_param(*every, "every");
@@ -305,17 +310,7 @@ Json add_cron(Context& ctx, const Json& params) {
                                "schedule or uwsgi, tz, jitter, missed, iterations)"));
     }
   }
-  if (auto id = params.find("id"); id != params.end() && !id->is_null()) {
-    if (!id->is_string() || !is_valid_source_id(id->get<std::string>())) {
-      return from(ctx, invalid("id: letters, digits and . _ : - only"));
-    }
-    spec.id = id->get<std::string>();
-  }
-  auto s = params.find("signal");
-  if (s == params.end()) return from(ctx, invalid("signal is required"));
-  auto sig = signal_param(ctx.core, *s, "signal");
-  if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
-  spec.signal = std::get<SignalId>(sig);
+  if (auto e = source_id_and_signal(ctx, params, spec.id, spec.signal)) return *e;
   auto schedule = params.find("schedule");
   auto uwsgi = params.find("uwsgi");
   bool has_schedule = schedule != params.end() && !schedule->is_null();
@@ -387,17 +382,7 @@ Json add_file_monitor(Context& ctx, const Json& params) {
     }
   }
   config::FileMonitorSpec spec;
-  if (auto id = params.find("id"); id != params.end() && !id->is_null()) {
-    if (!id->is_string() || !is_valid_source_id(id->get_ref<const std::string&>())) {
-      return from(ctx, invalid("id: letters, digits and . _ : - only"));
-    }
-    spec.id = id->get<std::string>();
-  }
-  auto s = params.find("signal");
-  if (s == params.end()) return from(ctx, invalid("signal is required"));
-  auto sig = signal_param(ctx.core, *s, "signal");
-  if (auto* e = std::get_if<ParamError>(&sig)) return from(ctx, *e);
-  spec.signal = std::get<SignalId>(sig);
+  if (auto e = source_id_and_signal(ctx, params, spec.id, spec.signal)) return *e;
   auto path = params.find("path");
   if (path == params.end() || !path->is_string() ||
       path->get_ref<const std::string&>().empty() || path->get_ref<const std::string&>()[0] != '/') {

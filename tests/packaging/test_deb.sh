@@ -50,7 +50,7 @@ contents=$(dpkg-deb --contents "$deb" | awk '{ print $6 }' | sed 's|^\./|/|')
 for f in /usr/bin/tocsind /usr/bin/tocsinctl /etc/tocsin/tocsin.yaml \
          /usr/lib/systemd/system/tocsind.service /usr/lib/systemd/system/tocsind.socket \
          /usr/lib/sysusers.d/tocsin.conf /usr/lib/tmpfiles.d/tocsin.conf \
-         /usr/lib/python3/dist-packages/tocsin/__init__.py; do
+         /usr/lib/python3/dist-packages/tocsin/__init__.py /usr/lib/tocsin/plugins/pgnotify.so; do
   printf '%s\n' "$contents" | grep -qx "$f" || fail "the package has no $f"
 done
 ctrl=$out_dir/control
@@ -79,6 +79,10 @@ echo "== /usr/bin/tocsind --check --config /etc/tocsin/tocsin.yaml"
 if ! /usr/bin/tocsind --check --config /etc/tocsin/tocsin.yaml; then
   fail "tocsind --check of the installed config failed"
 fi
+echo "== the installed pgnotify plugin loads from the default plugin_path"
+plugin_cfg=$out_dir/plugin.yaml
+printf 'signals: {50: {name: jobs}}\nplugins:\n  pgnotify: {conninfo: "host=/nonexistent", channels: {jobs: 50}}\n' >"$plugin_cfg"
+/usr/bin/tocsind --check "$plugin_cfg" || fail "the installed tocsind cannot load the installed pgnotify plugin"
 echo "== the installed Python client imports with the system python3"
 if command -v /usr/bin/python3 >/dev/null; then
   (cd / && /usr/bin/python3 -c 'import tocsin; print("tocsin", tocsin.__version__ if hasattr(tocsin, "__version__") else "")') ||

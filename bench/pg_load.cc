@@ -1,0 +1,245 @@
+// tocsin_pgload — NOTIFY to subscriber through tocsind's pgnotify plugin, against a raw libpq
+// listener on the same channel in the same run (issue 7; docs/BENCHMARKS.md).
+//
+//   tocsin_pgload latency    [--count 2000] [--interval-us 1000]
+//       one NOTIFY at a time, each carrying its send time; latency to the raw listener and to a
+//       tocsind subscriber (both in this process, one clock): p50, p99, max.
+//   tocsin_pgload throughput [--count 100000] [--batch 1000]
+//       NOTIFYs in transactions of --batch (delivered in bursts at each commit); the rate each
+//       receiver reaches, from the first send to its last receipt.
+//
+// It starts its own throwaway PostgreSQL (as tests/fakes/pg_cluster.h does) and its own tocsind
+// (--tocsind, default next to this binary; the plugin from ./plugins).
+#include <libpq-fe.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fakes/pg_cluster.h"
+#include "tocsin/client.h"
+
+extern char** environ;
+
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void die(const std::string& why) {
+  std::cerr << "tocsin_pgload: " << why << "\n";
+  std::exit(1);
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+struct Received {
+  std::mutex mu;
+  std::vector<std::pair<std::int64_t, std::string>> items;  // (receive time, payload)
+  std::atomic<std::size_t> count{0};
+  void add(std::string payload) {
+    std::int64_t t = now_us();
+    std::lock_guard lock(mu);
+    items.emplace_back(t, std::move(payload));
+    count = items.size();
+  }
+};
+
+void raw_listener(const std::string& conninfo, Received& out, std::atomic<bool>& ready,
+                  std::atomic<bool>& stop) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (PQstatus(c) != CONNECTION_OK) die(std::string("raw listener: ") + PQerrorMessage(c));
+  PQclear(PQexec(c, "LISTEN bench"));
+  ready = true;
+  while (!stop) {
+    fd_set fds;
+    FD_ZERO(&fds);
+    FD_SET(PQsocket(c), &fds);
+    timeval tv{0, 20000};
+    ::select(PQsocket(c) + 1, &fds, nullptr, nullptr, &tv);
+    PQconsumeInput(c);
+    while (PGnotify* n = PQnotifies(c)) {
+      out.add(n->extra);
+      PQfreemem(n);
+    }
+  }
+  PQfinish(c);
+}
+
+void tocsin_listener(const std::string& sock, Received& out, std::atomic<bool>& ready,
+                     std::atomic<bool>& stop) {
+  auto c = tocsin::Client::connect(sock);
+  if (!c) die("subscriber: " + c.error().message);
+  if (auto r = c->subscribe(Json::array({50})); !r) die("subscribe: " + r.error().message);
+  ready = true;
+  while (!stop) {
+    auto n = c->next_notification(std::chrono::milliseconds(20));
+    if (!n) continue;
+    if ((*n)["method"] == "overflow") die("the subscriber overflowed: " + n->dump());
+    out.add((*n)["params"]["payload"].get<std::string>());
+  }
+}
+
+struct Daemon {
+  pid_t pid = -1;
+  ~Daemon() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+void start_tocsind(Daemon& d, const std::string& tocsind, const std::string& dir,
+                   const std::string& conninfo, const std::string& sock) {
+  std::string plugins = (std::filesystem::path(tocsind).parent_path() / "plugins").string();
+  std::string cfg = dir + "/tocsin.yaml";
+  std::ofstream(cfg) << "plugin_path: [" << plugins << "]\nstate_dir: " << dir
+                     << "/state\nlimits: {subscriber_queue: 1000000}\n"
+                        "signals:\n  50: {name: bench, handlers: [{target: subscribers}]}\n"
+                        "plugins:\n  pgnotify:\n    conninfo: \""
+                     << conninfo << "\"\n    channels: {bench: 50}\n";
+  std::vector<std::string> args{tocsind, "--config", cfg, "--socket", sock, "--log-level", "warn"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (posix_spawn(&d.pid, tocsind.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
+    die("cannot start " + tocsind);
+  }
+  for (auto until = Clock::now() + std::chrono::seconds(30); Clock::now() < until;) {
+    if (auto c = tocsin::Client::connect(sock)) {
+      auto s = c->call("status");
+      if (s && (*s)["plugins"]["pgnotify"]["state"] == "listening") return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // start-up polling only
+  }
+  die("tocsind's pgnotify did not start listening");
+}
+
+std::int64_t percentile(std::vector<std::int64_t> v, double p) {
+  if (v.empty()) return -1;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+void wait_all(Received& r, std::size_t n, const char* who) {
+  for (auto until = Clock::now() + std::chrono::seconds(120); Clock::now() < until;) {
+    if (r.count >= n) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling a counter, not timing
+  }
+  die(std::string(who) + " received " + std::to_string(r.count) + " of " + std::to_string(n));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tocsin_pgload: pgnotify against a raw libpq listener"};
+  std::string tocsind = (std::filesystem::path(argv[0]).parent_path() / "tocsind").string();
+  app.add_option("--tocsind", tocsind);
+  app.require_subcommand(1);
+  std::size_t count = 0;
+  int interval_us = 1000, batch = 1000;
+  auto* latency = app.add_subcommand("latency", "one NOTIFY at a time");
+  latency->add_option("--count", count);
+  latency->add_option("--interval-us", interval_us);
+  auto* throughput = app.add_subcommand("throughput", "bursts of NOTIFYs");
+  throughput->add_option("--count", count);
+  throughput->add_option("--batch", batch);
+  CLI11_PARSE(app, argc, argv);
+  ::signal(SIGPIPE, SIG_IGN);
+  if (count == 0) count = *latency ? 2000 : 100000;
+
+  std::string why;
+  auto pg = tocsin::testing::PgCluster::create(&why);
+  if (!pg) die(why);
+  tocsin::testing::TempDir dir;
+  std::string sock = dir.file("s.sock");
+  Daemon d;
+  start_tocsind(d, tocsind, dir.path().string(), pg->conninfo(), sock);
+
+  Received raw, via;
+  std::atomic<bool> raw_ready{false}, via_ready{false}, stop{false};
+  std::thread t1(raw_listener, pg->conninfo(), std::ref(raw), std::ref(raw_ready), std::ref(stop));
+  std::thread t2(tocsin_listener, sock, std::ref(via), std::ref(via_ready), std::ref(stop));
+  while (!raw_ready || !via_ready) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  PGconn* pub = PQconnectdb(pg->conninfo().c_str());
+  if (PQstatus(pub) != CONNECTION_OK) die(std::string("publisher: ") + PQerrorMessage(pub));
+  std::int64_t t0 = now_us();
+  if (*latency) {
+    for (std::size_t i = 0; i < count; ++i) {
+      std::string payload = std::to_string(now_us());
+      const char* values[] = {payload.c_str()};
+      PQclear(PQexecParams(pub, "SELECT pg_notify('bench', $1)", 1, nullptr, values, nullptr,
+                           nullptr, 0));
+      std::this_thread::sleep_for(std::chrono::microseconds(interval_us));  // the send rate
+    }
+  } else {
+    for (std::size_t sent = 0; sent < count; sent += static_cast<std::size_t>(batch)) {
+      std::string sql = "SELECT pg_notify('bench', x::text) FROM generate_series(" +
+                        std::to_string(sent) + ", " +
+                        std::to_string(std::min(count, sent + batch) - 1) + ") x";
+      PGresult* r = PQexec(pub, sql.c_str());
+      if (PQresultStatus(r) != PGRES_TUPLES_OK) die(PQresultErrorMessage(r));
+      PQclear(r);
+    }
+  }
+  wait_all(raw, count, "the raw listener");
+  wait_all(via, count, "the tocsind subscriber");
+  stop = true;
+  t1.join();
+  t2.join();
+  PQfinish(pub);
+
+  if (*latency) {
+    auto lat = [](Received& r) {
+      std::vector<std::int64_t> v;
+      for (auto& [t, p] : r.items) v.push_back(t - std::stoll(p));
+      return v;
+    };
+    auto a = lat(raw), b = lat(via);
+    std::printf("latency count=%zu interval_us=%d\n", count, interval_us);
+    std::printf("  raw libpq listener: p50=%lldus p99=%lldus max=%lldus\n",
+                static_cast<long long>(percentile(a, 0.5)),
+                static_cast<long long>(percentile(a, 0.99)),
+                static_cast<long long>(percentile(a, 1.0)));
+    std::printf("  tocsind subscriber: p50=%lldus p99=%lldus max=%lldus\n",
+                static_cast<long long>(percentile(b, 0.5)),
+                static_cast<long long>(percentile(b, 0.99)),
+                static_cast<long long>(percentile(b, 1.0)));
+    std::printf("  p99 difference: %lldus (target: at most 1000us)\n",
+                static_cast<long long>(percentile(b, 0.99) - percentile(a, 0.99)));
+  } else {
+    auto rate = [&](Received& r) {
+      std::int64_t last = 0;
+      for (auto& [t, p] : r.items) last = std::max(last, t);
+      return static_cast<double>(count) / (static_cast<double>(last - t0) / 1e6);
+    };
+    double a = rate(raw), b = rate(via);
+    // Every payload arrived, in order, exactly once.
+    for (std::size_t i = 0; i < count; ++i) {
+      if (via.items[i].second != std::to_string(i)) die("tocsind delivered out of order at " + std::to_string(i));
+    }
+    std::printf("throughput count=%zu batch=%d\n", count, batch);
+    std::printf("  raw libpq listener: %.0f notifications/s\n", a);
+    std::printf("  tocsind subscriber: %.0f notifications/s (%.1f%% of raw; target: at least 90%%)\n",
+                b, 100.0 * b / a);
+  }
+  return 0;
+}
