@@ -53,7 +53,7 @@ bool is_valid_source_id(std::string_view id) {
   return true;
 }
 
-std::string format_rfc3339(std::chrono::system_clock::time_point t) {
+void append_rfc3339(std::string& out, std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
   auto secs = static_cast<std::time_t>(us / 1000000);
@@ -66,20 +66,28 @@ std::string format_rfc3339(std::chrono::system_clock::time_point t) {
   // (gmtime_r + snprintf cost more than the rest of an event's encoding).
   thread_local std::time_t cached_secs = -1;
   thread_local char cached[80];  // "YYYY-MM-DDTHH:MM:SS." (room for any int the compiler imagines)
+  thread_local std::size_t cached_len = 0;
   if (secs != cached_secs) {
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int n = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.",
+                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                          tm.tm_sec);
+    cached_len = n > 0 ? static_cast<std::size_t>(n) : 0;
     cached_secs = secs;
   }
-  std::string out(cached);
-  char digits[8] = {0, 0, 0, 0, 0, 0, 'Z', 0};
+  out.append(cached, cached_len);
+  char digits[7] = {0, 0, 0, 0, 0, 0, 'Z'};
   for (int i = 5; i >= 0; --i) {
     digits[i] = static_cast<char>('0' + frac % 10);
     frac /= 10;
   }
-  out += digits;
+  out.append(digits, sizeof digits);
+}
+
+std::string format_rfc3339(std::chrono::system_clock::time_point t) {
+  std::string out;
+  append_rfc3339(out, t);
   return out;
 }
 

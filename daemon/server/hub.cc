@@ -1,5 +1,7 @@
 #include "server/hub.h"
 
+#include <charconv>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -33,22 +35,31 @@ void append_json_string(std::string& out, std::string_view s) {
 
 namespace {
 
+void append_number(std::string& out, std::uint64_t n) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+// The hot path of every delivery: literals with their lengths known, numbers without a
+// temporary string, the time appended in place (measured: docs/BENCHMARKS.md, pgnotify).
 void append_event_fields(std::string& out, const Event& e) {
-  out += "{\"seq\":";
-  out += std::to_string(e.seq);
-  out += ",\"signal\":";
-  out += std::to_string(e.signal);
-  out += ",\"name\":";
+  using namespace std::literals;
+  out += "{\"seq\":"sv;
+  append_number(out, e.seq);
+  out += ",\"signal\":"sv;
+  append_number(out, e.signal);
+  out += ",\"name\":"sv;
   append_json_string(out, e.name);
-  out += ",\"source\":{\"kind\":\"";
+  out += ",\"source\":{\"kind\":\""sv;
   out += to_string(e.source.kind);
-  out += "\",\"id\":";
+  out += "\",\"id\":"sv;
   append_json_string(out, e.source.id);
-  out += "},\"time\":\"";
-  out += format_rfc3339(e.time);
-  out += "\",\"iteration\":";
-  out += std::to_string(e.iteration);
-  out += ",\"payload\":";
+  out += "},\"time\":\""sv;
+  append_rfc3339(out, e.time);
+  out += "\",\"iteration\":"sv;
+  append_number(out, e.iteration);
+  out += ",\"payload\":"sv;
   append_json_string(out, e.payload);
 }
 
@@ -65,7 +76,7 @@ std::string encode_event_object(const Event& event) {
 std::string encode_event_notification(const Event& event, bool ack, bool redelivered) {
   std::string out;
   out.reserve(200 + event.payload.size());
-  out += R"({"jsonrpc":"2.0","method":"signal","params":)";
+  out += std::string_view(R"({"jsonrpc":"2.0","method":"signal","params":)");
   append_event_fields(out, event);
   if (ack) out += ",\"ack\":true";
   if (redelivered) out += ",\"redelivered\":true";

@@ -412,17 +412,22 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
 
   void collect_notifies() {
     while (PGnotify* n = PQnotifies(conn_)) {
-      std::string channel = n->relname;
-      std::string payload = n->extra ? n->extra : "";
-      PQfreemem(n);
+      std::string_view channel = n->relname;
+      std::string_view payload = n->extra ? n->extra : "";
       if (channel == heartbeat_channel_) {
         if (payload == std::to_string(heartbeat_seq_)) heartbeat_deadline_->cancel();
+        PQfreemem(n);
         continue;
       }
       auto it = signals_.find(channel);
-      if (it == signals_.end()) continue;
+      if (it == signals_.end()) {
+        PQfreemem(n);
+        continue;
+      }
       ++received_;
-      host_->raise(it->second, SourceKind::pg, channel, std::move(payload));
+      std::string id(channel), text(payload);
+      PQfreemem(n);
+      host_->raise(it->second, SourceKind::pg, std::move(id), std::move(text));
       if (conn_ == nullptr) return;  // a handler stopped us
     }
   }
@@ -581,7 +586,7 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
 
   PluginHost* host_ = nullptr;
   Settings s_;
-  std::map<std::string, SignalId> signals_;
+  std::map<std::string, SignalId, std::less<>> signals_;
   std::optional<SignalId> on_reconnect_;
   PGconn* conn_ = nullptr;
   std::optional<asio::posix::stream_descriptor> sock_;        // libpq's socket, not ours to close
