@@ -15,9 +15,13 @@
 #include <date/tz.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <set>
+#include <thread>
 #include <spdlog/spdlog.h>
 #include <sstream>
 
@@ -62,6 +66,103 @@ Result<void> validate(const config::CronSpec& spec) {
 }
 
 }  // namespace
+
+// Writes `text` to `path` so that a crash at any moment leaves the old file or the new one,
+// whole: a temp file, fsync, rename, fsync of the directory.
+Result<void> write_atomically(const std::string& dir, const std::string& path,
+                              const std::string& text) {
+  ::mkdir(dir.c_str(), 0755);  // systemd's StateDirectory= makes it; by hand, we do
+  const std::string tmp = path + ".tmp";
+  os::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return Error{"open " + tmp + ": " + std::strerror(errno)};
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error{"write " + tmp + ": " + std::strerror(errno)};
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return Error{"fsync " + tmp + ": " + std::strerror(errno)};
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Error{"rename to " + path + ": " + std::strerror(errno)};
+  }
+  os::UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d) ::fsync(d.get());
+  return ok();
+}
+
+// The state file is written on a thread of its own: fsync can take a long time on a busy disk,
+// and the reactor must never wait for a disk. Only the newest state is written (a newer one
+// supersedes one still waiting). flush() writes what is pending and stops the thread.
+class StateWriter {
+ public:
+  ~StateWriter() { flush(); }
+
+  void submit(std::string dir, std::string path, std::string text) {
+    {
+      std::lock_guard lock(mu_);
+      pending_ = Pending{std::move(dir), std::move(path), std::move(text)};
+      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    }
+    cv_.notify_one();
+  }
+
+  void flush() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard lock(mu_);
+    stop_ = false;
+    if (pending_) write(std::move(*pending_));  // submitted after the thread had stopped
+    pending_.reset();
+  }
+
+ private:
+  struct Pending {
+    std::string dir, path, text;
+  };
+
+  void run() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return pending_ || stop_; });
+      if (pending_) {
+        Pending p = std::move(*pending_);
+        pending_.reset();
+        lock.unlock();
+        write(std::move(p));
+        lock.lock();
+        continue;
+      }
+      if (stop_) return;
+    }
+  }
+
+  void write(Pending p) {
+    if (auto r = write_atomically(p.dir, p.path, p.text); !r) {
+      if (r.error().message != last_error_) {
+        spdlog::error("cron state {}: {}; missed: once cannot survive a restart", p.path,
+                      r.error().message);
+      }
+      last_error_ = r.error().message;
+      return;
+    }
+    last_error_.clear();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Pending> pending_;
+  bool stop_ = false;
+  std::thread thread_;
+  std::string last_error_;  // the writer thread's (or flush()'s, after the join)
+};
 
 class CronSource::Impl {
  public:
@@ -144,6 +245,7 @@ class CronSource::Impl {
   void stop() {
     stopped_ = true;
     persist();
+    writer_.flush();
     fd_.close();
   }
 
@@ -335,41 +437,8 @@ class CronSource::Impl {
       if (::stat(state_path().c_str(), &st) != 0) return;
     }
     std::string text = Json{{"version", kStateVersion}, {"jobs", std::move(jobs)}}.dump(1) + "\n";
-    if (auto r = write_atomically(text); !r) {
-      if (r.error().message != last_write_error_) {
-        spdlog::error("cron state {}: {}; missed: once cannot survive a restart", state_path(),
-                      r.error().message);
-      }
-      last_write_error_ = r.error().message;
-      return;
-    }
-    last_write_error_.clear();
+    writer_.submit(state_dir_, state_path(), std::move(text));
     wrote_once_ = true;
-  }
-
-  Result<void> write_atomically(const std::string& text) {
-    ::mkdir(state_dir_.c_str(), 0755);  // systemd's StateDirectory= makes it; by hand, we do
-    const std::string path = state_path();
-    const std::string tmp = path + ".tmp";
-    os::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd) return Error{"open " + tmp + ": " + std::strerror(errno)};
-    std::size_t done = 0;
-    while (done < text.size()) {
-      ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error{"write " + tmp + ": " + std::strerror(errno)};
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) return Error{"fsync " + tmp + ": " + std::strerror(errno)};
-    fd.reset();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      return Error{"rename to " + path + ": " + std::strerror(errno)};
-    }
-    os::UniqueFd dir(::open(state_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir) ::fsync(dir.get());
-    return ok();
   }
 
   asio::io_context& io_;
@@ -381,7 +450,7 @@ class CronSource::Impl {
   std::set<std::string> runtime_ids_;
   std::map<std::string, cron::SavedSlot> saved_;
   std::string state_dir_;
-  std::string last_write_error_;
+  StateWriter writer_;
   Claimer claimer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::int64_t armed_for_ = LLONG_MAX;

@@ -4,7 +4,8 @@
 //
 // Events carry {"scheduled": ISO 8601 in the job's zone, "zone", "late_ms", "missed", "catch_up"}.
 // `missed: once` jobs remember their last slot in STATE_DIR/cron-state.json, written atomically
-// (temp file, fsync, rename, fsync of the directory) after the slots change; a corrupt file is
+// (temp file, fsync, rename, fsync of the directory) after the slots change, on a thread of its
+// own so that a slow disk never stalls the reactor (stop() waits for it); a corrupt file is
 // logged, kept as cron-state.json.corrupt and ignored. An unwritable state directory is logged
 // (catch-ups then cannot survive a restart) and nothing else changes.
 // Reactor thread only.
