@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -94,6 +95,7 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
   void start(PluginHost& host, Settings settings) {
     host_ = &host;
     retry_timer_.emplace(host.io());
+    resolver_.emplace(host.io());
     heartbeat_timer_.emplace(host.io());
     heartbeat_deadline_.emplace(host.io());
     prune_timer_.emplace(host.io());
@@ -144,6 +146,7 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
     if (heartbeat_timer_) heartbeat_timer_->cancel();
     if (heartbeat_deadline_) heartbeat_deadline_->cancel();
     if (prune_timer_) prune_timer_->cancel();
+    if (resolver_) resolver_->cancel();
   }
 
   SignalStats* stats() { return host_ ? &host_->stats() : nullptr; }
@@ -252,16 +255,115 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
 
   // ---- connecting ----
 
+  // libpq resolves host names with a blocking getaddrinfo inside PQconnectPoll; that must not
+  // happen on the reactor's thread. So names are resolved here first, asynchronously (Asio's
+  // resolver runs getaddrinfo on a thread of its own), and given to libpq as `hostaddr` next to
+  // `host` (which TLS still verifies against). Unix sockets and given hostaddrs need nothing.
   void connect() {
     if (stopped_) return;
     close();
     ++conn_gen_;
     state_ = State::connecting;
-    // Keepalives first, so that the user's conninfo (expanded from dbname) overrides them.
-    const char* keys[] = {"keepalives", "keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "application_name", "dbname", nullptr};
-    const char* values[] = {"1", "30", "10", "3", "tocsind", s_.conninfo.c_str(), nullptr};
-    conn_ = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
+    // A name that does not resolve, or a server that accepts the socket and then says nothing,
+    // must not hold us here forever.
+    heartbeat_deadline_->expires_after(s_.connect_timeout);
+    heartbeat_deadline_->async_wait(guard([](PgNotify& self) {
+      if (self.state_ == State::connecting) {
+        self.fail("no answer within " + std::to_string(self.s_.connect_timeout.count()) +
+                  "ms while connecting");
+      }
+    }));
+    std::vector<std::string> hosts, ports;
+    std::string hostaddr;
+    if (!conninfo_hosts(&hosts, &ports, &hostaddr)) {
+      fail("cannot parse conninfo");
+      return;
+    }
+    bool names = false;
+    for (const auto& h : hosts) names |= !h.empty() && h[0] != '/' && h[0] != '@';
+    if (!names || !hostaddr.empty()) {
+      start_connect("");
+      return;
+    }
+    resolved_.assign(hosts.size(), "");
+    pending_resolves_ = hosts.size();
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+      if (hosts[i].empty() || hosts[i][0] == '/' || hosts[i][0] == '@') {
+        if (--pending_resolves_ == 0) start_connect(join(resolved_));
+        continue;
+      }
+      std::string port = i < ports.size() && !ports[i].empty() ? ports[i]
+                         : !ports.empty() && ports.size() == 1 ? ports[0]
+                                                               : "5432";
+      std::weak_ptr<PgNotify> weak = weak_from_this();
+      std::uint64_t gen = conn_gen_;
+      resolver_->async_resolve(
+          hosts[i], port,
+          [weak, gen, i, host = hosts[i]](const boost::system::error_code& ec,
+                                          asio::ip::tcp::resolver::results_type results) {
+            auto self = weak.lock();
+            if (!self || self->stopped_ || gen != self->conn_gen_) return;
+            if (ec || results.empty()) {
+              self->fail("cannot resolve " + host + ": " + ec.message());
+              return;
+            }
+            self->resolved_[i] = results.begin()->endpoint().address().to_string();
+            spdlog::debug("pgnotify: resolved {} to {}", host, self->resolved_[i]);
+            if (--self->pending_resolves_ == 0) self->start_connect(join(self->resolved_));
+          });
+    }
+  }
+
+  static std::string join(const std::vector<std::string>& parts) {
+    std::string out;
+    for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + parts[i];
+    return out;
+  }
+
+  // The host, port and hostaddr lists of the conninfo (a key=value string or a URI).
+  bool conninfo_hosts(std::vector<std::string>* hosts, std::vector<std::string>* ports,
+                      std::string* hostaddr) const {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(s_.conninfo.c_str(), &err);
+    if (opts == nullptr) {
+      if (err != nullptr) PQfreemem(err);
+      return false;
+    }
+    auto split = [](const char* v) {
+      std::vector<std::string> out;
+      if (v == nullptr || *v == '\0') return out;
+      std::string s = v;
+      for (std::size_t start = 0;;) {
+        std::size_t comma = s.find(',', start);
+        out.push_back(s.substr(start, comma == std::string::npos ? comma : comma - start));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      return out;
+    };
+    for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+      std::string_view k = o->keyword;
+      if (k == "host") *hosts = split(o->val);
+      if (k == "port") *ports = split(o->val);
+      if (k == "hostaddr" && o->val != nullptr) *hostaddr = o->val;
+    }
+    PQconninfoFree(opts);
+    return true;
+  }
+
+  void start_connect(const std::string& hostaddr) {
+    // Keepalives first, so that the user's conninfo (expanded from dbname) overrides them; the
+    // resolved addresses last, so that they are used.
+    std::vector<const char*> keys{"keepalives", "keepalives_idle", "keepalives_interval",
+                                  "keepalives_count", "application_name", "dbname"};
+    std::vector<const char*> values{"1", "30", "10", "3", "tocsind", s_.conninfo.c_str()};
+    if (!hostaddr.empty()) {
+      keys.push_back("hostaddr");
+      values.push_back(hostaddr.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    conn_ = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/1);
     if (conn_ == nullptr) {
       fail("out of memory in libpq");
       return;
@@ -272,14 +374,6 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
     }
     PQsetnonblocking(conn_, 1);
     PQsetNoticeProcessor(conn_, &log_notice, nullptr);
-    // A server that accepts the socket and then says nothing must not hold us here forever.
-    heartbeat_deadline_->expires_after(s_.connect_timeout);
-    heartbeat_deadline_->async_wait(guard([](PgNotify& self) {
-      if (self.state_ == State::connecting) {
-        self.fail("no answer within " + std::to_string(self.s_.connect_timeout.count()) +
-                  "ms while connecting");
-      }
-    }));
     wait_socket(true, [](PgNotify& self) { self.poll_connect(); });
   }
 
@@ -593,6 +687,9 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
   std::optional<asio::posix::stream_descriptor> flush_sock_;  // a dup of it, for write waits
   std::optional<asio::steady_timer> retry_timer_, heartbeat_timer_, heartbeat_deadline_,
       prune_timer_;
+  std::optional<asio::ip::tcp::resolver> resolver_;
+  std::vector<std::string> resolved_;
+  std::size_t pending_resolves_ = 0;
   std::deque<Query> queue_;
   Query current_;
   std::string current_error_;

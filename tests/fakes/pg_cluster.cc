@@ -1,6 +1,9 @@
 #include "fakes/pg_cluster.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -93,8 +96,28 @@ std::vector<pid_t> children_of(pid_t parent) {
 
 }  // namespace
 
-std::unique_ptr<PgCluster> PgCluster::create(std::string* why) {
+std::unique_ptr<PgCluster> PgCluster::create_tcp(std::string* why) {
+  // A free port: bind to 0, read it, let it go (the server takes it a moment later).
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(s);
+    *why = "no free TCP port on 127.0.0.1";
+    return nullptr;
+  }
+  ::close(s);
+  return make(why, ntohs(addr.sin_port));
+}
+
+std::unique_ptr<PgCluster> PgCluster::create(std::string* why) { return make(why, 0); }
+
+std::unique_ptr<PgCluster> PgCluster::make(std::string* why, int tcp_port) {
   std::unique_ptr<PgCluster> c(new PgCluster());
+  c->tcp_port_ = tcp_port;
   c->bin_ = find_bin();
   if (c->bin_.empty()) {
     *why = "no PostgreSQL binaries in /usr/lib/postgresql/*/bin (scripts/test installs them)";
@@ -150,13 +173,15 @@ PgCluster::~PgCluster() {
 }
 
 std::string PgCluster::conninfo() const {
-  return "host=" + socket_dir_ + " user=postgres dbname=postgres";
+  return "host=" + socket_dir_ + (tcp_port_ ? " port=" + std::to_string(tcp_port_) : "") +
+         " user=postgres dbname=postgres";
 }
 
 std::optional<std::string> PgCluster::psql(const std::string& sql, std::string* err) const {
   std::string out;
   std::vector<std::string> argv{bin_ + "/psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
                                 "-h", socket_dir_, "-U", "postgres", "-d", "postgres", "-c", sql};
+  if (tcp_port_) argv.insert(argv.end() - 2, {"-p", std::to_string(tcp_port_)});
   if (run(argv, &out) != 0) {
     if (err) *err = out;
     return std::nullopt;
@@ -174,9 +199,10 @@ bool PgCluster::stop_fast() {
 
 bool PgCluster::start() {
   std::string out;
-  std::string opts = "-k " + socket_dir_ +
-                     " -c listen_addresses='' -c fsync=off -c full_page_writes=off "
-                     "-c synchronous_commit=off";
+  std::string listen = tcp_port_ ? "-c listen_addresses='localhost' -p " + std::to_string(tcp_port_)
+                                 : std::string("-c listen_addresses=''");
+  std::string opts = "-k " + socket_dir_ + " " + listen +
+                     " -c fsync=off -c full_page_writes=off -c synchronous_commit=off";
   bool ok = run({bin_ + "/pg_ctl", "-D", data_, "-o", opts, "-l", data_ + "/../server.log", "-w",
                  "-t", "30", "start"},
                 &out) == 0;

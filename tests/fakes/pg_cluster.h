@@ -19,6 +19,9 @@ class PgCluster {
  public:
   // A new server, started; nullptr with `why` set when it cannot be had.
   static std::unique_ptr<PgCluster> create(std::string* why);
+  // The same, also listening on TCP on localhost (all its addresses) at a free port.
+  static std::unique_ptr<PgCluster> create_tcp(std::string* why);
+  int tcp_port() const { return tcp_port_; }
   // The run's shared server when scripts/test started one, else a new one.
   static std::unique_ptr<PgCluster> shared(std::string* why);
   ~PgCluster();
@@ -38,12 +41,14 @@ class PgCluster {
 
  private:
   PgCluster() = default;
+  static std::unique_ptr<PgCluster> make(std::string* why, int tcp_port);
   std::string bin_;
   std::unique_ptr<TempDir> dir_;
   std::string data_, socket_dir_;
   pid_t pid_ = -1;
   bool owned_ = true;
   bool frozen_ = false;
+  int tcp_port_ = 0;
 };
 
 }  // namespace tocsin::testing

@@ -178,6 +178,31 @@ TEST_F(PgNotifyTest, TheHeartbeatNoticesAFrozenServerWithinItsDeadline) {
   EXPECT_EQ((*e)["payload"], "thawed");
 }
 
+// A host name in conninfo is resolved off the reactor's thread (libpq would block in
+// getaddrinfo), then given to libpq as hostaddr: it connects over TCP on loopback.
+TEST_F(PgNotifyTest, AHostNameIsResolvedAsynchronouslyAndUsed) {
+  use(PgCluster::create_tcp);
+  if (!pg) return;
+  std::string tcp = "host=localhost port=" + std::to_string(pg->tcp_port()) +
+                    " user=postgres dbname=postgres";
+  std::string yaml = std::string("plugin_path: [") + TOCSIN_PLUGIN_DIR + "]\nstate_dir: " +
+                     dir.file("state") +
+                     "\nsignals:\n  50: {name: jobs, handlers: [{target: subscribers}]}\n"
+                     "plugins:\n  pgnotify:\n    conninfo: \"" + tcp +
+                     "\"\n    channels: {jobs: jobs}\n";
+  daemon = std::make_unique<DaemonProcess>(std::vector<std::string>{
+      "--config", dir.write("tocsin.yaml", yaml), "--socket", sock, "--log-level", "debug"});
+  daemon->expect_ready();
+  daemon->expect_line("pgnotify: resolved localhost to ");
+  daemon->expect_line("pgnotify: listening on");
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"jobs"}}});
+  notify("jobs", "over tcp");
+  auto e = next(sub, "jobs");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["payload"], "over tcp");
+}
+
 // A LISTEN of our own over libpq, read with a deadline.
 struct Listener {
   PGconn* conn = nullptr;
