@@ -360,47 +360,42 @@ int main(int argc, char** argv) {
   bool baseline = std::filesystem::exists(inotifywait);
   if (!baseline) std::printf("(no %s: baseline skipped)\n", inotifywait.c_str());
 
+  // One run against a fresh watched directory, with tocsind or inotifywait feeding `seen`.
+  auto with_tocsind = [&](bool close_write_only, auto body) {
+    std::string dir = make_dir(), watched = dir + "/w";
+    std::filesystem::create_directories(watched);
+    Seen seen;
+    Tocsind t;
+    start_tocsind(t, tocsind, dir, watched, seen, close_write_only);
+    body(watched, seen);
+    t.child.stop();
+    std::filesystem::remove_all(dir);
+  };
+  auto with_inotifywait = [&](const char* events, auto body) {
+    if (!baseline) return;
+    std::string dir = make_dir(), watched = dir + "/w";
+    std::filesystem::create_directories(watched);
+    Seen seen;
+    Inotifywait w;
+    start_inotifywait(w, inotifywait, watched, events, seen);
+    body(watched, seen);
+    std::filesystem::remove_all(dir);
+  };
   if (*latency) {
-    {
-      std::string dir = make_dir(), watched = dir + "/w";
-      std::filesystem::create_directories(watched);
-      Seen seen;
-      Tocsind t;
-      start_tocsind(t, tocsind, dir, watched, seen, /*close_write_only=*/true);
+    with_tocsind(true, [&](const std::string& watched, Seen& seen) {
       latency_run("tocsind", watched, seen, writes, every);
-      t.child.stop();
-      std::filesystem::remove_all(dir);
-    }
-    if (baseline) {
-      std::string dir = make_dir(), watched = dir + "/w";
-      std::filesystem::create_directories(watched);
-      Seen seen;
-      Inotifywait w;
-      start_inotifywait(w, inotifywait, watched, "close_write", seen);
+    });
+    with_inotifywait("close_write", [&](const std::string& watched, Seen& seen) {
       latency_run("inotifywait", watched, seen, writes, every);
-      std::filesystem::remove_all(dir);
-    }
+    });
   }
   if (*burst) {
-    {
-      std::string dir = make_dir(), watched = dir + "/w";
-      std::filesystem::create_directories(watched);
-      Seen seen;
-      Tocsind t;
-      start_tocsind(t, tocsind, dir, watched, seen, /*close_write_only=*/false);
+    with_tocsind(false, [&](const std::string& watched, Seen& seen) {
       burst_run("tocsind", watched, seen, files, true);
-      t.child.stop();
-      std::filesystem::remove_all(dir);
-    }
-    if (baseline) {
-      std::string dir = make_dir(), watched = dir + "/w";
-      std::filesystem::create_directories(watched);
-      Seen seen;
-      Inotifywait w;
-      start_inotifywait(w, inotifywait, watched, "create,close_write", seen);
+    });
+    with_inotifywait("create,close_write", [&](const std::string& watched, Seen& seen) {
       burst_run("inotifywait", watched, seen, files, false);
-      std::filesystem::remove_all(dir);
-    }
+    });
   }
   return 0;
 }
