@@ -1,0 +1,150 @@
+// Faults from outside (issue 10, SPEC §7): the daemon keeps running, delivers what it promised or
+// says what it dropped, and its file descriptors return to their level afterwards.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <vector>
+
+#include "fakes/daemon_process.h"
+#include "fakes/line_client.h"
+#include "fakes/temp_dir.h"
+
+namespace tocsin::testing {
+namespace {
+
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr const char* kConfig = R"Y(
+signals:
+  17: {name: news, handlers: [{target: subscribers}]}
+)Y";
+
+int count_fds(pid_t pid) {
+  int n = 0;
+  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+    while (::readdir(d)) ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+// Waits until `pid` holds at most `level` fds; returns what it holds.
+int wait_fds_at_most(pid_t pid, int level) {
+  int n = count_fds(pid);
+  for (auto until = deadline_in(kWait); n > level && std::chrono::steady_clock::now() < until;) {
+    n = count_fds(pid);
+  }
+  return n;
+}
+
+TEST(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
+  TempDir dir;
+  std::string sock = dir.file("s.sock");
+  std::string config = dir.write("tocsin.yaml", kConfig);
+  // A low limit for the daemon alone: room for its own fds and a handful of clients.
+  DaemonProcess d({"prlimit", "--nofile=24:24", TOCSIND_PATH, "--config", config, "--socket",
+                   sock},
+                  {});
+  d.expect_ready();
+  const int base = count_fds(d.pid());
+  ASSERT_LT(base, 24) << "the limit leaves no room for clients";
+  std::vector<LineClient> clients;
+  for (int i = 0; i < 40; ++i) clients.emplace_back(sock);  // the kernel queues what it cannot take
+  d.expect_line("Too many open files");
+  // Those it took are served; the daemon did not spin or die meanwhile.
+  clients.clear();
+  EXPECT_LE(wait_fds_at_most(d.pid(), base), base) << "fds leaked after the clients left";
+  LineClient after(sock);
+  Json r = after.call("version");
+  EXPECT_TRUE(r.contains("result")) << r.dump() << d.log();
+}
+
+TEST(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
+  TempDir dir;
+  std::string sock = dir.file("s.sock");
+  std::string config = dir.write("tocsin.yaml", kConfig);
+  DaemonProcess d({"--config", config, "--socket", sock});
+  d.expect_ready();
+  LineClient admin(sock);
+  LineClient good(sock);
+  good.call("subscribe", {{"signals", {"news"}}});
+  const int base = count_fds(d.pid());
+  // A real subscriber process, killed with SIGKILL in the middle of the stream.
+  DaemonProcess victim({"sh", "-c",
+                        std::string("exec ") + TOCSINCTL_PATH + " --socket " + sock +
+                            " subscribe news --count 1000000 >/dev/null"},
+                       {});
+  for (auto until = deadline_in(kWait);
+       admin.call("status")["result"]["clients"] != 3 && std::chrono::steady_clock::now() < until;) {
+  }
+  ASSERT_EQ(admin.call("status")["result"]["clients"], 3);
+  constexpr int kBatches = 20, kPerBatch = 500;
+  for (int b = 0; b < kBatches; ++b) {
+    Json batch = Json::array();
+    for (int i = 0; i < kPerBatch; ++i) {
+      batch.push_back({{"jsonrpc", "2.0"},
+                       {"id", b * kPerBatch + i},
+                       {"method", "raise"},
+                       {"params", {{"signal", "news"}, {"payload", std::to_string(b * kPerBatch + i)}}}});
+    }
+    admin.send(batch);
+    auto reply = admin.read(deadline_in(kWait));
+    ASSERT_TRUE(reply && reply->is_array()) << "batch " << b;
+    if (b == kBatches / 2) victim.send(SIGKILL);
+  }
+  ASSERT_TRUE(victim.wait_exit(deadline_in(kWait)));
+  // The good subscriber gets every event, in order, with no gap.
+  std::uint64_t prev = 0;
+  for (int i = 0; i < kBatches * kPerBatch; ++i) {
+    auto n = good.next_notification(deadline_in(kWait));
+    ASSERT_TRUE(n) << "event " << i << " missing";
+    ASSERT_EQ((*n)["method"], "signal") << n->dump();
+    std::uint64_t seq = (*n)["params"]["seq"];
+    if (prev != 0) {
+      ASSERT_EQ(seq, prev + 1);
+    }
+    prev = seq;
+    EXPECT_EQ((*n)["params"]["payload"], std::to_string(i));
+  }
+  // The dead one's connection is closed and its fd gone.
+  EXPECT_LE(wait_fds_at_most(d.pid(), base), base) << "the killed subscriber's fd leaked";
+  Json clients;
+  for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
+    clients = admin.call("status")["result"]["clients"];
+    if (clients == 2) break;
+  }
+  EXPECT_EQ(clients, 2);
+}
+
+TEST(Faults, TheDaemonStoppedAndContinuedUnderLoadLosesNothingSilently) {
+  TempDir dir;
+  std::string sock = dir.file("s.sock");
+  std::string config = dir.write("tocsin.yaml", kConfig);
+  DaemonProcess d({"--config", config, "--socket", sock});
+  d.expect_ready();
+  LineClient admin(sock);
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"news"}}});
+  Json batch = Json::array();
+  for (int i = 0; i < 2000; ++i) {
+    batch.push_back({{"jsonrpc", "2.0"}, {"id", i}, {"method", "raise"},
+                     {"params", {{"signal", "news"}, {"payload", std::to_string(i)}}}});
+  }
+  // Stopped while requests wait in its socket: they are handled, in order, when it continues.
+  ::kill(d.pid(), SIGSTOP);
+  admin.send(batch);
+  ::kill(d.pid(), SIGCONT);
+  auto reply = admin.read(deadline_in(kWait));
+  ASSERT_TRUE(reply && reply->is_array() && reply->size() == 2000);
+  for (int i = 0; i < 2000; ++i) {
+    auto n = sub.next_notification(deadline_in(kWait));
+    ASSERT_TRUE(n) << "event " << i << " missing";
+    EXPECT_EQ((*n)["params"]["payload"], std::to_string(i));
+  }
+  EXPECT_TRUE(admin.call("version").contains("result"));
+}
+
+}  // namespace
+}  // namespace tocsin::testing
