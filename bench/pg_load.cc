@@ -42,8 +42,15 @@ namespace {
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// The throwaway server and the daemon: stopped on every way out, die() included (exit runs no
+// destructors).
+std::unique_ptr<tocsin::testing::PgCluster> g_pg;
+pid_t g_tocsind = -1;
+
 [[noreturn]] void die(const std::string& why) {
   std::cerr << "tocsin_pgload: " << why << "\n";
+  if (g_tocsind > 0) ::kill(g_tocsind, SIGTERM);
+  g_pg.reset();
   std::exit(1);
 }
 
@@ -154,6 +161,7 @@ void start_tocsind(Daemon& d, const std::string& tocsind, const std::string& dir
   if (posix_spawn(&d.pid, tocsind.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
     die("cannot start " + tocsind);
   }
+  g_tocsind = d.pid;
   for (auto until = Clock::now() + std::chrono::seconds(30); Clock::now() < until;) {
     if (auto c = tocsin::Client::connect(sock)) {
       auto s = c->call("status");
@@ -198,8 +206,9 @@ int main(int argc, char** argv) {
   if (count == 0) count = *latency ? 2000 : 100000;
 
   std::string why;
-  auto pg = tocsin::testing::PgCluster::create(&why);
-  if (!pg) die(why);
+  g_pg = tocsin::testing::PgCluster::create(&why);
+  if (!g_pg) die(why);
+  auto& pg = g_pg;
   tocsin::testing::TempDir dir;
   std::string sock = dir.file("s.sock");
   Daemon d;
