@@ -40,6 +40,13 @@ int wait_fds_at_most(pid_t pid, int level) {
 }
 
 TEST(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check probes memory through a pipe(); with the daemon's fds exhausted on
+  // purpose the probe fails and every boost::system::error_code built meanwhile is reported as
+  // an invalid vptr (no suppression can match: the type cannot be read either). The Debug pass
+  // runs this test.
+  GTEST_SKIP() << "not under the sanitizers: UBSan needs free fds for its vptr checks";
+#endif
   TempDir dir;
   std::string sock = dir.file("s.sock");
   std::string config = dir.write("tocsin.yaml", kConfig);
