@@ -1,8 +1,11 @@
 """Shared pieces of the sync and asyncio clients: events, errors, parameter helpers."""
 
 import datetime
+import logging
 import os
 from collections import namedtuple
+
+log = logging.getLogger("tocsin")
 
 DEFAULT_SOCKET = "/run/tocsin/tocsin.sock"
 
@@ -163,6 +166,41 @@ class Methods(object):
 
     def _request(self, method, params, post=_identity):  # pragma: no cover
         raise NotImplementedError
+
+    # -- what the daemon sends: both clients' read loops call _dispatch --------------------------
+    _overflow = None  # an overflow notice waiting for the next event
+
+    def _on_reply(self, msg):  # pragma: no cover
+        raise NotImplementedError
+
+    def _on_event(self, ev):  # pragma: no cover
+        raise NotImplementedError
+
+    def _dispatch(self, msg):
+        """A message or a batch from the daemon: replies go to _on_reply, events to _on_event;
+        overflow notices are added up and attached to the next event (``ev.overflow``)."""
+        if isinstance(msg, list):
+            for m in msg:
+                self._dispatch(m)
+            return
+        if not isinstance(msg, dict):
+            return
+        method = msg.get("method")
+        if method is None:
+            self._on_reply(msg)
+            return
+        params = msg.get("params") or {}
+        if method == "signal":
+            ev = Event.from_params(params)
+            ev.overflow, self._overflow = self._overflow, None
+            self._on_event(ev)
+        elif method == "overflow":
+            o = Overflow(params.get("dropped"), params.get("first_seq"), params.get("last_seq"))
+            log.warning("tocsin: %s broadcast events dropped (seq %s to %s)", *o)
+            if self._overflow is not None:  # two notices in a row: add them up
+                o = Overflow(self._overflow.dropped + o.dropped, self._overflow.first_seq,
+                             o.last_seq)
+            self._overflow = o
 
     def call(self, method, params=None):
         """Any method by name; returns its raw result."""

@@ -12,7 +12,7 @@ import itertools
 import json
 import logging
 
-from ._common import (ConnectionLost, Event, Methods, Overflow, result_of, signals_param,
+from ._common import (ConnectionLost, Methods, result_of, signals_param,
                       socket_path as _resolve_path, sources_param)
 
 log = logging.getLogger("tocsin")
@@ -97,31 +97,13 @@ class Client(Methods):
         finally:
             self._fail(ConnectionLost(reason))
 
-    def _dispatch(self, msg):
-        if isinstance(msg, list):
-            for m in msg:
-                self._dispatch(m)
-            return
-        if not isinstance(msg, dict):
-            return
-        method = msg.get("method")
-        if method is None:
-            fut = self._pending.pop(msg.get("id"), None)
-            if fut is not None and not fut.done():
-                fut.set_result(msg)
-            return
-        params = msg.get("params") or {}
-        if method == "signal":
-            ev = Event.from_params(params)
-            ev.overflow, self._overflow = self._overflow, None
-            self._events.put_nowait(ev)
-        elif method == "overflow":
-            o = Overflow(params.get("dropped"), params.get("first_seq"), params.get("last_seq"))
-            log.warning("tocsin: %s broadcast events dropped (seq %s to %s)", *o)
-            if self._overflow is not None:
-                o = Overflow(self._overflow.dropped + o.dropped, self._overflow.first_seq,
-                             o.last_seq)
-            self._overflow = o
+    def _on_reply(self, msg):
+        fut = self._pending.pop(msg.get("id"), None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    def _on_event(self, ev):
+        self._events.put_nowait(ev)
 
     async def _request(self, method, params, post=lambda r: r):
         if self._writer is None or self._error is not None:

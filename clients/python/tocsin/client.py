@@ -7,7 +7,7 @@ import queue
 import socket
 import threading
 
-from ._common import (ConnectionLost, Event, Methods, Overflow, result_of, signals_param,
+from ._common import (ConnectionLost, Methods, result_of, signals_param,
                       socket_path as _resolve_path, sources_param)
 
 log = logging.getLogger("tocsin")
@@ -101,35 +101,17 @@ class Client(Methods):
             p.done.set()
         self._events.put(_CLOSED)
 
-    def _dispatch(self, msg):
-        if isinstance(msg, list):
-            for m in msg:
-                self._dispatch(m)
-            return
-        if not isinstance(msg, dict):
-            return
-        method = msg.get("method")
-        if method is None:
-            with self._lock:
-                p = self._pending.pop(msg.get("id"), None)
-            if p is not None:
-                p.message = msg
-                p.done.set()
-            elif msg.get("error"):
-                log.warning("tocsin: error from the daemon: %s", msg["error"])
-            return
-        params = msg.get("params") or {}
-        if method == "signal":
-            ev = Event.from_params(params)
-            ev.overflow, self._overflow = self._overflow, None
-            self._events.put(ev)
-        elif method == "overflow":
-            o = Overflow(params.get("dropped"), params.get("first_seq"), params.get("last_seq"))
-            log.warning("tocsin: %s broadcast events dropped (seq %s to %s)", *o)
-            if self._overflow is not None:  # two notices in a row: add them up
-                o = Overflow(self._overflow.dropped + o.dropped, self._overflow.first_seq,
-                             o.last_seq)
-            self._overflow = o
+    def _on_reply(self, msg):
+        with self._lock:
+            p = self._pending.pop(msg.get("id"), None)
+        if p is not None:
+            p.message = msg
+            p.done.set()
+        elif msg.get("error"):
+            log.warning("tocsin: error from the daemon: %s", msg["error"])
+
+    def _on_event(self, ev):
+        self._events.put(ev)
 
     def _request(self, method, params, post=lambda r: r, timeout=-1):
         if timeout == -1:
