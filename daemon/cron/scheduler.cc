@@ -116,6 +116,11 @@ bool CronScheduler::remove(const std::string& id) {
 
 bool CronScheduler::contains(const std::string& id) const { return jobs_.contains(id); }
 
+bool CronScheduler::is_runtime(const std::string& id) const {
+  auto it = jobs_.find(id);
+  return it != jobs_.end() && !it->second->from_config;
+}
+
 const config::CronSpec* CronScheduler::spec(const std::string& id) const {
   auto it = jobs_.find(id);
   return it == jobs_.end() ? nullptr : &it->second->spec;

@@ -88,6 +88,7 @@ class CronScheduler {
                    const std::optional<SavedSlot>& saved, bool at_start);
   bool remove(const std::string& id);
   bool contains(const std::string& id) const;
+  bool is_runtime(const std::string& id) const;  // a job added with from_config = false
   const config::CronSpec* spec(const std::string& id) const;
 
   // The earliest deadline in ms since the epoch (CLOCK_REALTIME), or nullopt when none is armed.

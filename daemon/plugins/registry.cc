@@ -179,7 +179,6 @@ Result<void> PluginRegistry::commit(const config::Config& config) {
       pending_.erase(p);
       auto r = guarded(spec.name, "start", [&] { return inst.plugin->start(host_, settings); });
       if (!r) return r;
-      inst.started = true;
       spdlog::info("plugin {}: started ({})", spec.name, inst.module->path);
       running_.emplace(spec.name, std::move(inst));
       continue;
@@ -197,9 +196,7 @@ Result<void> PluginRegistry::commit(const config::Config& config) {
 void PluginRegistry::abort() { pending_.clear(); }
 
 void PluginRegistry::stop_all() {
-  for (auto& [name, inst] : running_) {
-    if (inst.started) inst.plugin->stop();
-  }
+  for (auto& [name, inst] : running_) inst.plugin->stop();  // running_ holds started ones only
   running_.clear();
   pending_.clear();
 }
@@ -215,11 +212,6 @@ Result<std::shared_ptr<Handler>> PluginRegistry::make_handler(const config::Plug
   Json with = Json::parse(spec.with_json, nullptr, false);
   return guarded(spec.plugin, "make_handler",
                  [&] { return p->make_handler(spec.handler, with, signal); });
-}
-
-Plugin* PluginRegistry::find(const std::string& name) {
-  auto it = running_.find(name);
-  return it == running_.end() ? nullptr : it->second.plugin.get();
 }
 
 Plugin* PluginRegistry::claims() {

@@ -51,7 +51,6 @@ class PluginRegistry {
 
   Result<std::shared_ptr<Handler>> make_handler(const config::PluginHandler& spec,
                                                 SignalId signal);
-  Plugin* find(const std::string& name);
   // The first running plugin that makes cluster claims, or nullptr.
   Plugin* claims();
   nlohmann::json status() const;
@@ -61,7 +60,6 @@ class PluginRegistry {
     const PluginModule* module = nullptr;
     std::unique_ptr<Plugin> plugin;
     std::string settings;  // JSON text it runs with
-    bool started = false;
   };
   PluginHost& host_;
   std::map<std::string, Instance> running_;

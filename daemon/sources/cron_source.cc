@@ -183,7 +183,7 @@ class CronSource::Impl {
   Result<void> check_config(const std::vector<config::CronSpec>& jobs) const {
     for (const auto& spec : jobs) {
       if (auto r = validate(spec); !r) return r;
-      if (scheduler_.contains(spec.id) && runtime_ids_.contains(spec.id)) {
+      if (scheduler_.is_runtime(spec.id)) {
         return Error{"cron job `" + spec.id + "`: the id is taken by a job added at run time"};
       }
     }
@@ -227,7 +227,6 @@ class CronSource::Impl {
     }
     if (auto r = scheduler_.add(spec, false, now_ms(), saved_for(spec.id), false); !r) return r;
     saved_.erase(spec.id);
-    runtime_ids_.insert(spec.id);
     persist();
     rearm();
     return ok();
@@ -235,7 +234,6 @@ class CronSource::Impl {
 
   bool remove(const std::string& id) {
     if (!scheduler_.remove(id)) return false;
-    runtime_ids_.erase(id);
     saved_.erase(id);
     persist();
     rearm();
@@ -325,7 +323,6 @@ class CronSource::Impl {
       if (f.reboot) spdlog::info("cron job {}: @reboot, fired at start", f.id);
       if (!scheduler_.contains(f.id)) {
         spdlog::info("cron job {}: retired after {} iteration(s)", f.id, f.iteration);
-        runtime_ids_.erase(f.id);
       }
       if (f.cluster) {
         claim_and_raise(f);
@@ -425,11 +422,12 @@ class CronSource::Impl {
     Json jobs = Json::object();
     std::map<std::string, cron::SavedSlot> slots = saved_;  // not (yet) claimed by a job
     for (auto& [id, slot] : scheduler_.last_slots()) slots[id] = std::move(slot);
+    static const date::time_zone* const utc = cron::find_zone("UTC", nullptr);
     for (const auto& [id, slot] : slots) {
       jobs[id] = {{"schedule", slot.schedule},
                   {"zone", slot.zone},
                   {"last", slot.last.time_since_epoch().count()},
-                  {"last_iso", cron::format_in_zone(slot.last, *cron::find_zone("UTC", nullptr))}};
+                  {"last_iso", cron::format_in_zone(slot.last, *utc)}};  // for a reader
     }
     if (jobs.empty() && !wrote_once_) {
       // Nothing to remember and nothing on disk from us: leave the directory alone.
@@ -447,7 +445,6 @@ class CronSource::Impl {
   std::mt19937_64 rng_;
   cron::CronScheduler scheduler_;
   asio::posix::stream_descriptor fd_;
-  std::set<std::string> runtime_ids_;
   std::map<std::string, cron::SavedSlot> saved_;
   std::string state_dir_;
   StateWriter writer_;
@@ -475,7 +472,9 @@ Result<void> CronSource::apply_config(const std::vector<config::CronSpec>& jobs,
 Result<void> CronSource::add(const config::CronSpec& spec) { return impl_->add(spec); }
 bool CronSource::remove(const std::string& id) { return impl_->remove(id); }
 bool CronSource::contains(const std::string& id) const { return impl_->scheduler_.contains(id); }
-bool CronSource::is_runtime(const std::string& id) const { return impl_->runtime_ids_.contains(id); }
+bool CronSource::is_runtime(const std::string& id) const {
+  return impl_->scheduler_.is_runtime(id);
+}
 std::size_t CronSource::count() const { return impl_->scheduler_.size(); }
 std::vector<cron::JobInfo> CronSource::list(std::size_t limit) const {
   return impl_->scheduler_.list(limit);

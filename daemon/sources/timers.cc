@@ -401,6 +401,8 @@ class TimerSources::Impl {
     return out;
   }
 
+  void set_claimer(Claimer claimer) { claimer_ = std::move(claimer); }
+
   void stop() {
     for (auto& [id, t] : kernel_) t->stop();
     kernel_.clear();
@@ -542,9 +544,7 @@ class TimerSources::Impl {
   asio::io_context& io_;
   Dispatcher& dispatcher_;
   const Clock& clock_;
- public:
-  Claimer claimer_;
- private:
+  Claimer claimer_;  // for cluster timers; KernelTimers keep a pointer to it
   std::map<std::string, std::shared_ptr<KernelTimer>> kernel_;
   RbTimerPool pool_;  // before the index and the wheels, which point into it
   std::vector<IdSet::bucket_type> buckets_;
@@ -572,6 +572,6 @@ std::size_t TimerSources::timer_count() const { return impl_->timer_count(); }
 std::size_t TimerSources::rb_timer_count() const { return impl_->rb_timer_count(); }
 std::vector<TimerInfo> TimerSources::list(std::size_t limit) const { return impl_->list(limit); }
 void TimerSources::stop() { impl_->stop(); }
-void TimerSources::set_claimer(Claimer claimer) { impl_->claimer_ = std::move(claimer); }
+void TimerSources::set_claimer(Claimer claimer) { impl_->set_claimer(std::move(claimer)); }
 
 }  // namespace tocsin

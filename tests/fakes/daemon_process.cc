@@ -1,5 +1,6 @@
 #include "fakes/daemon_process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -196,6 +197,15 @@ bool wait_process_gone(pid_t pid, Deadline deadline) {
   }
   ::close(fd);
   return gone;
+}
+
+int DaemonProcess::open_fds() const {
+  int n = 0;
+  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid_) + "/fd").c_str())) {
+    while (::readdir(d)) ++n;
+    ::closedir(d);
+  }
+  return n;
 }
 
 }  // namespace tocsin::testing

@@ -51,6 +51,7 @@ class DaemonProcess {
   std::optional<int> wait_exit(Deadline deadline);
 
   std::string log() const;  // everything logged so far
+  int open_fds() const;     // entries in /proc/PID/fd (leak checks)
   std::size_t line_count() const;
 
  private:

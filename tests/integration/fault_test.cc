@@ -1,6 +1,5 @@
 // Faults from outside (issue 10, SPEC §7): the daemon keeps running, delivers what it promised or
 // says what it dropped, and its file descriptors return to their level afterwards.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -21,22 +20,25 @@ signals:
   17: {name: news, handlers: [{target: subscribers}]}
 )Y";
 
-int count_fds(pid_t pid) {
-  int n = 0;
-  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-    while (::readdir(d)) ++n;
-    ::closedir(d);
+// Waits until the daemon holds at most `level` fds; returns what it holds.
+int wait_fds_at_most(const DaemonProcess& d, int level) {
+  int n = d.open_fds();
+  for (auto until = deadline_in(kWait); n > level && std::chrono::steady_clock::now() < until;) {
+    n = d.open_fds();
   }
   return n;
 }
 
-// Waits until `pid` holds at most `level` fds; returns what it holds.
-int wait_fds_at_most(pid_t pid, int level) {
-  int n = count_fds(pid);
-  for (auto until = deadline_in(kWait); n > level && std::chrono::steady_clock::now() < until;) {
-    n = count_fds(pid);
+// One line holding a batch of `count` raises of `news`, ids and payloads first, first+1, ...
+Json raise_batch(int first, int count) {
+  Json batch = Json::array();
+  for (int i = first; i < first + count; ++i) {
+    batch.push_back({{"jsonrpc", "2.0"},
+                     {"id", i},
+                     {"method", "raise"},
+                     {"params", {{"signal", "news"}, {"payload", std::to_string(i)}}}});
   }
-  return n;
+  return batch;
 }
 
 TEST(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
@@ -55,14 +57,14 @@ TEST(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
                    sock},
                   {});
   d.expect_ready();
-  const int base = count_fds(d.pid());
+  const int base = d.open_fds();
   ASSERT_LT(base, 24) << "the limit leaves no room for clients";
   std::vector<LineClient> clients;
   for (int i = 0; i < 40; ++i) clients.emplace_back(sock);  // the kernel queues what it cannot take
   d.expect_line("Too many open files");
   // Those it took are served; the daemon did not spin or die meanwhile.
   clients.clear();
-  EXPECT_LE(wait_fds_at_most(d.pid(), base), base) << "fds leaked after the clients left";
+  EXPECT_LE(wait_fds_at_most(d, base), base) << "fds leaked after the clients left";
   LineClient after(sock);
   Json r = after.call("version");
   EXPECT_TRUE(r.contains("result")) << r.dump() << d.log();
@@ -77,7 +79,7 @@ TEST(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
   LineClient admin(sock);
   LineClient good(sock);
   good.call("subscribe", {{"signals", {"news"}}});
-  const int base = count_fds(d.pid());
+  const int base = d.open_fds();
   // A real subscriber process, killed with SIGKILL in the middle of the stream.
   DaemonProcess victim({"sh", "-c",
                         std::string("exec ") + TOCSINCTL_PATH + " --socket " + sock +
@@ -89,14 +91,7 @@ TEST(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
   ASSERT_EQ(admin.call("status")["result"]["clients"], 3);
   constexpr int kBatches = 20, kPerBatch = 500;
   for (int b = 0; b < kBatches; ++b) {
-    Json batch = Json::array();
-    for (int i = 0; i < kPerBatch; ++i) {
-      batch.push_back({{"jsonrpc", "2.0"},
-                       {"id", b * kPerBatch + i},
-                       {"method", "raise"},
-                       {"params", {{"signal", "news"}, {"payload", std::to_string(b * kPerBatch + i)}}}});
-    }
-    admin.send(batch);
+    admin.send(raise_batch(b * kPerBatch, kPerBatch));
     auto reply = admin.read(deadline_in(kWait));
     ASSERT_TRUE(reply && reply->is_array()) << "batch " << b;
     if (b == kBatches / 2) victim.send(SIGKILL);
@@ -116,7 +111,7 @@ TEST(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
     EXPECT_EQ((*n)["params"]["payload"], std::to_string(i));
   }
   // The dead one's connection is closed and its fd gone.
-  EXPECT_LE(wait_fds_at_most(d.pid(), base), base) << "the killed subscriber's fd leaked";
+  EXPECT_LE(wait_fds_at_most(d, base), base) << "the killed subscriber's fd leaked";
   Json clients;
   for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
     clients = admin.call("status")["result"]["clients"];
@@ -134,11 +129,7 @@ TEST(Faults, TheDaemonStoppedAndContinuedUnderLoadLosesNothingSilently) {
   LineClient admin(sock);
   LineClient sub(sock);
   sub.call("subscribe", {{"signals", {"news"}}});
-  Json batch = Json::array();
-  for (int i = 0; i < 2000; ++i) {
-    batch.push_back({{"jsonrpc", "2.0"}, {"id", i}, {"method", "raise"},
-                     {"params", {{"signal", "news"}, {"payload", std::to_string(i)}}}});
-  }
+  Json batch = raise_batch(0, 2000);
   // Stopped while requests wait in its socket: they are handled, in order, when it continues.
   ::kill(d.pid(), SIGSTOP);
   admin.send(batch);

@@ -1,6 +1,5 @@
 // The socket protocol against the real daemon (SPEC §6, §7; docs/protocol.md): delivery rules,
 // acks and redelivery after kill -9, overflow notices, waiters, bad input, limits, ACLs.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -60,14 +59,7 @@ struct ProtocolTest : ::testing::Test {
     return n && n->contains("params") ? (*n)["params"] : Json();
   }
 
-  int count_fds() {
-    int n = 0;
-    if (DIR* d = ::opendir(("/proc/" + std::to_string(daemon->pid()) + "/fd").c_str())) {
-      while (::readdir(d)) ++n;
-      ::closedir(d);
-    }
-    return n;
-  }
+  int count_fds() { return daemon->open_fds(); }
 
   // The daemon still answers.
   void expect_alive() {
