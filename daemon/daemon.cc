@@ -33,32 +33,19 @@ config::LoadResult load_for_daemon(const DaemonOptions& options) {
   if (options.socket_path) result.config->socket.path = *options.socket_path;
   if (options.log_level) result.config->log_level = *options.log_level;
   result.errors = check_supported(*result.config);
-  if (result.errors.empty()) result.errors = check_plugins(*result.config);
+  for (auto& e : check_plugins(*result.config)) result.errors.push_back(std::move(e));
   if (!result.errors.empty()) result.config.reset();
   return result;
 }
 
 std::vector<config::ConfigError> check_supported(const config::Config& config) {
   std::vector<config::ConfigError> errors;
-  // Cluster jobs claim their slots in Postgres, through the pgnotify plugin (docs/cluster.md).
-  const bool claims = std::any_of(config.plugins.begin(), config.plugins.end(),
-                                  [](const config::PluginSpec& p) { return p.name == "pgnotify"; });
-  auto needs_claims = [&](const config::Location& where, const std::string& what) {
-    errors.push_back({where, "`cluster: true` (" + what +
-                                 ") needs the pgnotify plugin to claim its slots: add "
-                                 "plugins: {pgnotify: {conninfo: ...}}"});
-  };
-  for (const auto& t : config.timers) {
-    if (t.cluster && !claims) needs_claims(t.where, "timer `" + t.id + "`");
-  }
+  // Whether a plugin claims the slots of cluster jobs is the plugins' to say: check_plugins().
   for (const auto& t : config.rb_timers) {
     if (t.cluster) {
       errors.push_back({t.where, "`cluster: true` is for timers and cron jobs; rb_timer `" + t.id +
                                      "` cannot be clustered (make it a timer)"});
     }
-  }
-  for (const auto& c : config.cron) {
-    if (c.cluster && !claims) needs_claims(c.where, "cron job `" + c.id + "`");
   }
   return errors;
 }

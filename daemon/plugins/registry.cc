@@ -115,6 +115,17 @@ std::vector<config::ConfigError> check_plugins(const config::Config& config) {
     for (const auto& p : problems) errors.push_back({spec.where, "plugins." + spec.name + "." + p});
     made.emplace(spec.name, std::move(plugin));
   }
+  // Cluster jobs claim their slots through a plugin that says it makes claims (docs/cluster.md).
+  const bool claims = std::any_of(made.begin(), made.end(),
+                                  [](const auto& m) { return m.second->provides_claims(); });
+  auto needs_claims = [&](bool cluster, const config::Location& where, const std::string& what) {
+    if (!cluster || claims) return;
+    errors.push_back({where, "`cluster: true` (" + what +
+                                 ") needs the pgnotify plugin to claim its slots: add "
+                                 "plugins: {pgnotify: {conninfo: ...}}"});
+  };
+  for (const auto& t : config.timers) needs_claims(t.cluster, t.where, "timer `" + t.id + "`");
+  for (const auto& c : config.cron) needs_claims(c.cluster, c.where, "cron job `" + c.id + "`");
   for (const auto& s : config.signals) {
     for (const auto& h : s.handlers) {
       const auto* ph = std::get_if<config::PluginHandler>(&h.kind);

@@ -220,8 +220,8 @@ class CronSource::Impl {
   }
 
   Result<void> add(const config::CronSpec& spec) {
-    if (!spec.uwsgi && cron::parse(spec.schedule).schedule &&
-        cron::parse(spec.schedule).schedule->reboot) {
+    cron::Parsed parsed = cron::parse(spec.schedule);  // uwsgi specs have no text: no @reboot
+    if (!spec.uwsgi && parsed.schedule && parsed.schedule->reboot) {
       return Error{"@reboot fires once when the daemon starts; put it in the configuration file",
                    -32602};
     }
