@@ -1,6 +1,8 @@
 #include "tocsin/signal.h"
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <ctime>
 #include <cstdio>
 
@@ -53,7 +55,7 @@ bool is_valid_source_id(std::string_view id) {
   return true;
 }
 
-void append_rfc3339(std::string& out, std::chrono::system_clock::time_point t) {
+char* write_rfc3339(char* out, std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
   auto secs = static_cast<std::time_t>(us / 1000000);
@@ -73,16 +75,22 @@ void append_rfc3339(std::string& out, std::chrono::system_clock::time_point t) {
     int n = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.",
                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                           tm.tm_sec);
-    cached_len = n > 0 ? static_cast<std::size_t>(n) : 0;
+    cached_len = n > 0 ? std::min(static_cast<std::size_t>(n), sizeof cached - 1) : 0;
     cached_secs = secs;
   }
-  out.append(cached, cached_len);
-  char digits[7] = {0, 0, 0, 0, 0, 0, 'Z'};
+  std::memcpy(out, cached, cached_len);
+  out += cached_len;
   for (int i = 5; i >= 0; --i) {
-    digits[i] = static_cast<char>('0' + frac % 10);
+    out[i] = static_cast<char>('0' + frac % 10);
     frac /= 10;
   }
-  out.append(digits, sizeof digits);
+  out[6] = 'Z';
+  return out + 7;
+}
+
+void append_rfc3339(std::string& out, std::chrono::system_clock::time_point t) {
+  char buf[kRfc3339MaxBytes];
+  out.append(buf, static_cast<std::size_t>(write_rfc3339(buf, t) - buf));
 }
 
 std::string format_rfc3339(std::chrono::system_clock::time_point t) {

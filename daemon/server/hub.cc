@@ -1,6 +1,8 @@
 #include "server/hub.h"
 
+#include <cassert>
 #include <charconv>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -8,80 +10,145 @@
 
 namespace tocsin {
 
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+// The encoded length of `s` as a JSON string literal, quotes included.
+std::size_t json_string_size(std::string_view s) {
+  std::size_t n = s.size() + 2;
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (!needs_escape(c)) continue;
+    n += (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') ? 1 : 5;
+  }
+  return n;
+}
+
+// Writes `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 pass through) at `p`, which
+// has room for json_string_size(s) bytes; returns the end. Runs that need no escaping are copied
+// whole.
+char* write_json_string(char* p, std::string_view s) {
+  *p++ = '"';
   std::size_t run = 0;  // start of the current run of bytes that need no escaping
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
+    if (!needs_escape(c)) continue;
+    std::memcpy(p, s.data() + run, i - run);
+    p += i - run;
     run = i + 1;
+    *p++ = '\\';
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"': *p++ = '"'; break;
+      case '\\': *p++ = '\\'; break;
+      case '\n': *p++ = 'n'; break;
+      case '\r': *p++ = 'r'; break;
+      case '\t': *p++ = 't'; break;
       default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xf];
+        std::memcpy(p, "u00", 3);
+        p[3] = kHex[c >> 4];
+        p[4] = kHex[c & 0xf];
+        p += 5;
     }
   }
-  out.append(s.data() + run, s.size() - run);
-  out += '"';
+  std::memcpy(p, s.data() + run, s.size() - run);
+  p += s.size() - run;
+  *p++ = '"';
+  return p;
 }
 
-namespace {
-
-void append_number(std::string& out, std::uint64_t n) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+template <std::size_t N>
+char* write_literal(char* p, const char (&text)[N]) {
+  std::memcpy(p, text, N - 1);
+  return p + N - 1;
 }
 
-// The hot path of every delivery: literals with their lengths known, numbers without a
-// temporary string, the time appended in place (measured: docs/BENCHMARKS.md, pgnotify).
-void append_event_fields(std::string& out, const Event& e) {
-  using namespace std::literals;
-  out += "{\"seq\":"sv;
-  append_number(out, e.seq);
-  out += ",\"signal\":"sv;
-  append_number(out, e.signal);
-  out += ",\"name\":"sv;
-  append_json_string(out, e.name);
-  out += ",\"source\":{\"kind\":\""sv;
-  out += to_string(e.source.kind);
-  out += "\",\"id\":"sv;
-  append_json_string(out, e.source.id);
-  out += "},\"time\":\""sv;
-  append_rfc3339(out, e.time);
-  out += "\",\"iteration\":"sv;
-  append_number(out, e.iteration);
-  out += ",\"payload\":"sv;
-  append_json_string(out, e.payload);
+constexpr std::size_t kNumberBytes = 20;  // the longest std::uint64_t
+
+char* write_number(char* p, std::uint64_t n) { return std::to_chars(p, p + kNumberBytes, n).ptr; }
+
+constexpr std::string_view kNotificationHead = R"({"jsonrpc":"2.0","method":"signal","params":)";
+
+// Room for an event's fields (event_fields_size) and the notification around them: the fixed text
+// is counted exactly, the numbers and the time at their longest, the strings exactly.
+std::size_t event_fields_size(const Event& e) {
+  return 128 + 3 * kNumberBytes + kRfc3339MaxBytes + json_string_size(e.name) +
+         json_string_size(e.source.id) + json_string_size(e.payload);
+}
+
+// The hot path of every delivery, written through a pointer into room reserved once (measured:
+// docs/BENCHMARKS.md, pgnotify). `p` has room for event_fields_size(e) bytes.
+char* write_event_fields(char* p, const Event& e) {
+  p = write_literal(p, "{\"seq\":");
+  p = write_number(p, e.seq);
+  p = write_literal(p, ",\"signal\":");
+  p = write_number(p, e.signal);
+  p = write_literal(p, ",\"name\":");
+  p = write_json_string(p, e.name);
+  p = write_literal(p, ",\"source\":{\"kind\":\"");
+  std::string_view kind = to_string(e.source.kind);
+  std::memcpy(p, kind.data(), kind.size());
+  p += kind.size();
+  p = write_literal(p, "\",\"id\":");
+  p = write_json_string(p, e.source.id);
+  p = write_literal(p, "},\"time\":\"");
+  p = write_rfc3339(p, e.time);
+  p = write_literal(p, "\",\"iteration\":");
+  p = write_number(p, e.iteration);
+  p = write_literal(p, ",\"payload\":");
+  return write_json_string(p, e.payload);
+}
+
+// Reserves `room` bytes at the end of `out`, lets `write` fill them, keeps what it wrote.
+template <typename Write>
+void append_written(std::string& out, std::size_t room, Write write) {
+  std::size_t at = out.size();
+  out.resize(at + room);
+  char* end = write(out.data() + at);
+  assert(static_cast<std::size_t>(end - (out.data() + at)) <= room);
+  out.resize(static_cast<std::size_t>(end - out.data()));
 }
 
 }  // namespace
 
+void append_json_string(std::string& out, std::string_view s) {
+  append_written(out, json_string_size(s), [&](char* p) { return write_json_string(p, s); });
+}
+
 std::string encode_event_object(const Event& event) {
   std::string out;
-  out.reserve(160 + event.payload.size());
-  append_event_fields(out, event);
-  out += '}';
+  append_written(out, event_fields_size(event) + 1, [&](char* p) {
+    p = write_event_fields(p, event);
+    *p++ = '}';
+    return p;
+  });
   return out;
+}
+
+void append_event_notification(std::string& out, const Event& event, bool ack, bool redelivered) {
+  // ",\"ack\":true" and ",\"redelivered\":true" and "}}\n": 33 bytes at most.
+  std::size_t room = kNotificationHead.size() + event_fields_size(event) + 40;
+  append_written(out, room, [&](char* p) {
+    std::memcpy(p, kNotificationHead.data(), kNotificationHead.size());
+    p = write_event_fields(p + kNotificationHead.size(), event);
+    if (ack) p = write_literal(p, ",\"ack\":true");
+    if (redelivered) p = write_literal(p, ",\"redelivered\":true");
+    return write_literal(p, "}}\n");
+  });
 }
 
 std::string encode_event_notification(const Event& event, bool ack, bool redelivered) {
   std::string out;
-  out.reserve(200 + event.payload.size());
-  out += std::string_view(R"({"jsonrpc":"2.0","method":"signal","params":)");
-  append_event_fields(out, event);
-  if (ack) out += ",\"ack\":true";
-  if (redelivered) out += ",\"redelivered\":true";
-  out += "}}\n";
+  append_event_notification(out, event, ack, redelivered);
   return out;
+}
+
+Line::Line(std::string_view text) : size_(text.size()) {
+  auto bytes = std::make_shared_for_overwrite<char[]>(text.size());
+  std::memcpy(bytes.get(), text.data(), text.size());
+  bytes_ = std::move(bytes);
 }
 
 bool SubscriptionSpec::matches_source(const SourceRef& source) const {
@@ -91,6 +158,12 @@ bool SubscriptionSpec::matches_source(const SourceRef& source) const {
 }
 
 Hub::Hub(const Clock& clock, SignalStats& stats) : clock_(clock), stats_(stats) {}
+
+Line Hub::encode(const Event& event, bool ack, bool redelivered) {
+  scratch_.clear();
+  append_event_notification(scratch_, event, ack, redelivered);
+  return Line(scratch_);
+}
 
 Hub::Client* Hub::find(ClientId id) {
   auto it = clients_.find(id);
@@ -223,8 +296,8 @@ std::optional<Outgoing> Hub::pop(ClientId id) {
     Queued q = std::move(c->queue.front());
     c->queue.pop_front();
     // A one-of event whose ack deadline passed while it sat here went to someone else.
-    if (q.one_of && !c->unacked.contains(q.event->seq)) continue;
-    if (!q.one_of) ++stats_[q.event->signal].delivered;  // one-of counts at its ack
+    if (q.one_of && !c->unacked.contains(q.seq)) continue;
+    if (!q.one_of) ++stats_[q.signal].delivered;  // one-of counts at its ack
     return Outgoing{Outgoing::Kind::event, std::move(q.line), {}};
   }
   return std::nullopt;
@@ -245,27 +318,27 @@ void Hub::enqueue(Client& c, Queued item) {
   if (was_empty && c.wake) c.wake();
 }
 
-void Hub::note_drop(Client& c, const Event& lost) {
+void Hub::note_drop(Client& c, std::uint64_t seq, SignalId signal) {
   if (c.overflow.dropped == 0) {
-    c.overflow.first_seq = lost.seq;
-    c.overflow.last_seq = lost.seq;
+    c.overflow.first_seq = seq;
+    c.overflow.last_seq = seq;
   }
-  c.overflow.first_seq = std::min(c.overflow.first_seq, lost.seq);
-  c.overflow.last_seq = std::max(c.overflow.last_seq, lost.seq);
+  c.overflow.first_seq = std::min(c.overflow.first_seq, seq);
+  c.overflow.last_seq = std::max(c.overflow.last_seq, seq);
   ++c.overflow.dropped;
   ++c.dropped_total;
-  ++stats_[lost.signal].dropped;
+  ++stats_[signal].dropped;
 }
 
 std::size_t Hub::broadcast(const EventPtr& event) {
   const auto& list = index_[event->signal];
   if (list.empty()) return 0;
-  std::shared_ptr<const std::string> line;  // serialized once, shared by every queue
+  Line line;  // serialized once, shared by every queue
   std::size_t queued = 0;
   for (Client* c : list) {
     if (!wants(*c, *event, false)) continue;
     if (!line) {
-      line = std::make_shared<const std::string>(encode_event_notification(*event, false, false));
+      line = encode(*event, false, false);
     }
     if (c->queue.size() >= limits_.queue) {
       // Drop the oldest broadcast event; one-of events stay (they are owed an ack). A queue full
@@ -273,13 +346,13 @@ std::size_t Hub::broadcast(const EventPtr& event) {
       auto victim = std::find_if(c->queue.begin(), c->queue.end(),
                                  [](const Queued& q) { return !q.one_of; });
       if (victim == c->queue.end()) {
-        note_drop(*c, *event);
+        note_drop(*c, event->seq, event->signal);
         continue;
       }
-      note_drop(*c, *victim->event);
+      note_drop(*c, victim->seq, victim->signal);
       c->queue.erase(victim);
     }
-    enqueue(*c, Queued{event, line, false});
+    enqueue(*c, Queued{line, event->seq, event->signal, false});
     ++queued;
   }
   return queued;
@@ -320,9 +393,7 @@ bool Hub::assign(const EventPtr& event, const config::TargetHandler& target, boo
   bool earliest = deadlines_.empty() || deadline < std::get<0>(*deadlines_.begin());
   chosen->unacked[event->seq] = Pending{event, target, deadline};
   deadlines_.insert({deadline, chosen->id, event->seq});
-  auto line =
-      std::make_shared<const std::string>(encode_event_notification(*event, true, redelivered));
-  enqueue(*chosen, Queued{event, std::move(line), true});
+  enqueue(*chosen, Queued{encode(*event, true, redelivered), event->seq, event->signal, true});
   if (earliest && deadline_changed_) deadline_changed_();
   return true;
 }

@@ -56,11 +56,26 @@ struct Overflow {
   std::uint64_t last_seq = 0;
 };
 
+// One encoded line, '\n' included, shared by every queue it is in: its bytes and its reference
+// count in one allocation (a queued event costs one block of memory, not a string and a control
+// block; measured: docs/BENCHMARKS.md, pgnotify).
+class Line {
+ public:
+  Line() = default;
+  explicit Line(std::string_view text);
+  std::string_view view() const { return {bytes_.get(), size_}; }
+  explicit operator bool() const { return bytes_ != nullptr; }
+
+ private:
+  std::shared_ptr<const char[]> bytes_;
+  std::size_t size_ = 0;
+};
+
 // One thing for a session to write.
 struct Outgoing {
   enum class Kind { event, overflow } kind = Kind::event;
-  std::shared_ptr<const std::string> line;  // the complete JSON line, '\n' included
-  Overflow overflow;                         // for Kind::overflow
+  Line line;          // the complete JSON line
+  Overflow overflow;  // for Kind::overflow
 };
 
 // Appends `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 pass through).
@@ -68,6 +83,8 @@ void append_json_string(std::string& out, std::string_view s);
 
 // Serializes the `signal` notification for an event (ack and redelivered flags for one-of).
 std::string encode_event_notification(const Event& event, bool ack, bool redelivered);
+// The same, appended to `out` ('\n' included).
+void append_event_notification(std::string& out, const Event& event, bool ack, bool redelivered);
 // The event as a JSON object (the notification's params), for `wait` results.
 std::string encode_event_object(const Event& event);
 
@@ -131,9 +148,12 @@ class Hub {
     config::TargetHandler target;
     std::chrono::steady_clock::time_point deadline;
   };
+  // A queued broadcast line does not keep its event alive: the event is freed as soon as it is
+  // raised, and a queue holds only what it will write.
   struct Queued {
-    EventPtr event;
-    std::shared_ptr<const std::string> line;
+    Line line;
+    std::uint64_t seq = 0;
+    SignalId signal = 0;
     bool one_of = false;
   };
   struct Client {
@@ -158,7 +178,8 @@ class Hub {
   void reindex(Client& c);
   bool wants(const Client& c, const Event& e, bool ack_only) const;
   void enqueue(Client& c, Queued item);
-  void note_drop(Client& c, const Event& lost);
+  void note_drop(Client& c, std::uint64_t seq, SignalId signal);
+  Line encode(const Event& event, bool ack, bool redelivered);
   // Tries to hand the event to one candidate (skipping `avoid` when another exists).
   bool assign(const EventPtr& event, const config::TargetHandler& target, bool redelivered,
               std::optional<ClientId> avoid);
@@ -177,6 +198,7 @@ class Hub {
   std::map<BacklogKey, std::size_t> round_robin_;
   std::set<DeadlineKey> deadlines_;
   std::function<void()> deadline_changed_;
+  std::string scratch_;  // encode()'s buffer, reused
 };
 
 }  // namespace tocsin

@@ -182,7 +182,7 @@ asio::awaitable<void> Session::writer() {
       if (item->kind == Outgoing::Kind::overflow) {
         out += overflow_line(item->overflow);
       } else {
-        out += *item->line;
+        out += item->line.view();
       }
     }
     if (reply_bytes_ <= kMaxPendingReplyBytes) wake_reader();

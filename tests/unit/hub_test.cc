@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "fakes/manual_clock.h"
@@ -53,8 +55,8 @@ struct HubTest : ::testing::Test {
                         {item->overflow.dropped, item->overflow.first_seq,
                          item->overflow.last_seq}}});
       } else {
-        EXPECT_EQ(item->line->back(), '\n');
-        Json p = Json::parse(*item->line)["params"];
+        EXPECT_EQ(item->line.view().back(), '\n');
+        Json p = Json::parse(item->line.view())["params"];
         out.push_back({{"seq", p["seq"]},
                        {"ack", p.value("ack", false)},
                        {"redelivered", p.value("redelivered", false)}});
@@ -95,6 +97,41 @@ TEST_F(HubTest, EncodesEventsAsJsonWithEscapes) {
   EXPECT_EQ(p["redelivered"], true);
   EXPECT_FALSE(Json::parse(encode_event_notification(e, false, false))["params"].contains("ack"));
   EXPECT_EQ(Json::parse(encode_event_object(e))["payload"], e.payload);
+}
+
+// The encoder writes through a pointer into room it sized beforehand: every byte value that needs
+// escaping, at the largest numbers, in every string field, must fit and round-trip exactly (a
+// miscount would write past the room: ASan and the encoder's assert catch it in the test builds).
+// The latest time system_clock holds (it counts nanoseconds: 2262 is its last year).
+TEST_F(HubTest, EncodesEveryAsciiByteAndTheLargestNumbersExactly) {
+  std::string all;
+  for (int c = 0; c < 0x80; ++c) all += static_cast<char>(c);
+  std::string escapes_only;
+  for (int c = 0; c < 0x20; ++c) escapes_only.append(100, static_cast<char>(c));
+  for (const std::string& text : {all, escapes_only, std::string(70000, '"'), std::string()}) {
+    Event e;
+    e.seq = std::numeric_limits<std::uint64_t>::max();
+    e.signal = 255;
+    e.name = text;
+    e.source = {SourceKind::rb_timer, text};
+    e.time = std::chrono::sys_days{std::chrono::year{2261} / 12 / 31} + 23h + 59min + 59s +
+             999999us;
+    e.iteration = std::numeric_limits<std::uint64_t>::max();
+    e.payload = text + text;
+    std::string line = encode_event_notification(e, true, true);
+    ASSERT_EQ(line.back(), '\n');
+    Json p = Json::parse(line)["params"];
+    EXPECT_EQ(p["seq"], e.seq);
+    EXPECT_EQ(p["name"], text);
+    EXPECT_EQ(p["source"]["id"], text);
+    EXPECT_EQ(p["payload"], e.payload);
+    EXPECT_EQ(p["time"], "2261-12-31T23:59:59.999999Z");
+    EXPECT_EQ(p["iteration"], e.iteration);
+    EXPECT_EQ(Json::parse(encode_event_object(e))["payload"], e.payload);
+    std::string appended = "prefix";
+    append_json_string(appended, text);
+    EXPECT_EQ(Json::parse(appended.substr(6)), text);
+  }
 }
 
 TEST_F(HubTest, BroadcastGoesOnceToEachMatchingClient) {
