@@ -75,19 +75,29 @@ Result<void> write_atomically(const std::string& dir, const std::string& path,
   const std::string tmp = path + ".tmp";
   os::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd) return Error{"open " + tmp + ": " + std::strerror(errno)};
+  // A half-written temporary file is removed: on a full disk it would hold the space a later
+  // write needs.
+  auto fail = [&](const std::string& what) {
+    Error e{what + " " + tmp + ": " + std::strerror(errno)};
+    fd.reset();
+    ::unlink(tmp.c_str());
+    return e;
+  };
   std::size_t done = 0;
   while (done < text.size()) {
     ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error{"write " + tmp + ": " + std::strerror(errno)};
+      return fail("write");
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) return Error{"fsync " + tmp + ": " + std::strerror(errno)};
+  if (::fsync(fd.get()) != 0) return fail("fsync");
   fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Error{"rename to " + path + ": " + std::strerror(errno)};
+    Error e{"rename to " + path + ": " + std::strerror(errno)};
+    ::unlink(tmp.c_str());
+    return e;
   }
   os::UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (d) ::fsync(d.get());
@@ -153,6 +163,7 @@ class StateWriter {
       last_error_ = r.error().message;
       return;
     }
+    if (!last_error_.empty()) spdlog::info("cron state {}: written again", p.path);
     last_error_.clear();
   }
 

@@ -142,12 +142,12 @@ class FileMonitors::Impl {
   }
 
  private:
+  // The monitors work without an inotify instance too: when none can be made (the per-user
+  // instance limit, or the fd limit), every monitor is degraded and says why, and the retry timer
+  // tries again. A kernel limit never keeps the daemon from starting.
   Result<void> open() {
     if (set_) return ok();
-    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) return Error{std::string("inotify_init1: ") + std::strerror(errno)};
-    fd_.assign(fd);
-    fs_ = std::make_unique<fs::SystemFs>(fd);
+    fs_ = std::make_unique<fs::SystemFs>(-1);
     set_ = std::make_unique<fs::WatchSet>(*fs_, clock_);
     set_->set_state_log([](const fs::Monitor& m, const std::string& old) {
       if (!m.degraded.empty() && old.empty()) {
@@ -159,8 +159,30 @@ class FileMonitors::Impl {
       }
     });
     buf_.resize(256 * 1024);
-    wait();
+    make_instance();
     return ok();
+  }
+
+  // Makes the inotify instance if there is none yet; false when the kernel still refuses.
+  bool make_instance() {
+    if (fd_.is_open()) return true;
+    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (!instance_refused_) {
+        spdlog::warn("file monitors: inotify_init1: {} (fs.inotify.max_user_instances, or the "
+                     "daemon's open-file limit): the monitors are degraded; trying again every {}s",
+                     std::strerror(err), kRetryInterval.count());
+      }
+      instance_refused_ = true;
+      return false;
+    }
+    if (instance_refused_) spdlog::info("file monitors: the inotify instance is made");
+    instance_refused_ = false;
+    fd_.assign(fd);
+    fs_->set_fd(fd);
+    wait();
+    return true;
   }
 
   void wait() {
@@ -272,6 +294,7 @@ class FileMonitors::Impl {
     retry_timer_.async_wait([this](boost::system::error_code ec) {
       retry_armed_ = false;
       if (ec || !set_) return;
+      make_instance();
       bool more = set_->retry();
       flush();
       if (more) arm_retry();
@@ -295,6 +318,7 @@ class FileMonitors::Impl {
   std::unordered_map<std::string, std::unique_ptr<Timer>> timers_;
   asio::steady_timer retry_timer_;
   bool retry_armed_ = false;
+  bool instance_refused_ = false;  // inotify_init1 failed (logged once until it works)
   bool stopped_ = false;
   std::size_t cap_ = kMaxPayloadCap;
   std::uint64_t overflows_ = 0;

@@ -207,11 +207,14 @@ std::vector<std::string> encode_payloads(std::string_view monitor, std::string_v
 // ---- SystemFs --------------------------------------------------------------------------------------
 
 int SystemFs::add_watch(const std::string& path, bool follow) {
+  if (fd_ < 0) return -EMFILE;  // inotify_add_watch itself never says EMFILE
   int wd = ::inotify_add_watch(fd_, path.c_str(), kWatchMask | (follow ? 0 : IN_DONT_FOLLOW));
   return wd >= 0 ? wd : -errno;
 }
 
-void SystemFs::rm_watch(int wd) { ::inotify_rm_watch(fd_, wd); }
+void SystemFs::rm_watch(int wd) {
+  if (fd_ >= 0) ::inotify_rm_watch(fd_, wd);
+}
 
 std::optional<FileStat> SystemFs::stat(const std::string& path, bool follow) {
   struct stat st;
@@ -336,8 +339,10 @@ WatchSet::Watched WatchSet::watch(Monitor& m, Node& node, const std::string& pat
     if (err == ENOENT || err == ENOTDIR || err == ELOOP) return Watched::gone;
     node.failed = true;
     ++m.unwatched;
-    m.watch_error = err == ENOSPC
-                        ? "the inotify watch limit is reached (fs.inotify.max_user_watches)"
+    m.watch_error =
+        err == ENOSPC   ? "the inotify watch limit is reached (fs.inotify.max_user_watches)"
+        : err == EMFILE ? "no inotify instance could be created (fs.inotify.max_user_instances, "
+                          "or the daemon's open-file limit)"
                         : "cannot watch " + path + ": " + std::strerror(err);
     return Watched::no;
   }

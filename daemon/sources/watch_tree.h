@@ -131,7 +131,10 @@ class FsOps {
 // The real thing, on one inotify fd (not owned).
 class SystemFs final : public FsOps {
  public:
+  // `inotify_fd` < 0: no instance could be made yet; every watch fails with EMFILE until
+  // set_fd() gives one.
   explicit SystemFs(int inotify_fd) : fd_(inotify_fd) {}
+  void set_fd(int inotify_fd) { fd_ = inotify_fd; }
   int add_watch(const std::string& path, bool follow) override;
   void rm_watch(int wd) override;
   std::optional<FileStat> stat(const std::string& path, bool follow) override;

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
 #include <vector>
 
 #include "fakes/daemon_process.h"
@@ -142,6 +146,260 @@ TEST(Faults, TheDaemonStoppedAndContinuedUnderLoadLosesNothingSilently) {
     EXPECT_EQ((*n)["params"]["payload"], std::to_string(i));
   }
   EXPECT_TRUE(admin.call("version").contains("result"));
+}
+
+// ---- a subscriber that stops reading for a minute -----------------------------------------------
+
+TEST(Faults, ASubscriberThatStopsReadingForAMinuteIsToldExactlyWhatItMissed) {
+  TempDir dir;
+  std::string sock = dir.file("s.sock");
+  std::string config = dir.write("tocsin.yaml", R"Y(
+limits: {subscriber_queue: 300}
+signals:
+  17: {name: news, handlers: [{target: subscribers}]}
+timers:
+  - {id: t, signal: news, every: 10ms}
+)Y");
+  DaemonProcess d({"--config", config, "--socket", sock});
+  d.expect_ready();
+  LineClient admin(sock);
+  LineClient good(sock);
+  LineClient stalled(sock);
+  good.call("subscribe", {{"signals", {"news"}}});
+  stalled.call("subscribe", {{"signals", {"news"}}});
+  const int base = d.open_fds();
+  // The stalled one reads nothing for a minute (issue 10) while ~6,000 events flow: its socket
+  // buffer and its queue of 300 fill, and the oldest are dropped. The good one reads throughout
+  // and must see every event, in order.
+  std::uint64_t good_prev = 0, good_count = 0;
+  for (auto until = deadline_in(std::chrono::seconds(60));
+       std::chrono::steady_clock::now() < until;) {
+    auto n = good.next_notification(deadline_in(kWait));
+    ASSERT_TRUE(n) << "the good subscriber stopped getting events\n" << d.log();
+    ASSERT_EQ((*n)["method"], "signal") << n->dump();
+    std::uint64_t seq = (*n)["params"]["seq"];
+    if (good_prev != 0) {
+      ASSERT_EQ(seq, good_prev + 1) << "a gap for the good subscriber";
+    }
+    good_prev = seq;
+    ++good_count;
+  }
+  EXPECT_GT(good_count, 1000u);
+  Json mine;
+  const Json status = admin.call("status");  // (a range-for over a temporary's member is UB)
+  for (const Json& c : status["result"]["clients_detail"]) {
+    if (c["queue"].get<int>() > 0) mine = c;
+  }
+  ASSERT_FALSE(mine.is_null()) << "the stalled subscriber's queue is empty: " << status.dump();
+  EXPECT_LE(mine["queue"].get<int>(), 300) << "the queue outgrew limits.subscriber_queue";
+  EXPECT_GT(mine["dropped"].get<int>(), 0);
+  // Reading again: what the kernel held, then one overflow notice naming the dropped range
+  // exactly, then the events after it, with no gap and nothing twice.
+  std::uint64_t prev = 0;
+  bool overflowed = false;
+  for (;;) {
+    auto n = stalled.next_notification(deadline_in(kWait));
+    ASSERT_TRUE(n) << "the stalled subscriber got nothing more";
+    if ((*n)["method"] == "overflow") {
+      ASSERT_FALSE(overflowed) << "two overflow notices for one stall: " << n->dump();
+      overflowed = true;
+      const Json& p = (*n)["params"];
+      std::uint64_t first = p["first_seq"], last = p["last_seq"], dropped = p["dropped"];
+      EXPECT_EQ(first, prev + 1) << "events between the last one read and the dropped range";
+      EXPECT_EQ(dropped, last - first + 1) << n->dump();
+      EXPECT_EQ(dropped, mine["dropped"].get<std::uint64_t>());
+      prev = last;
+      continue;
+    }
+    std::uint64_t seq = (*n)["params"]["seq"];
+    if (prev != 0) {
+      ASSERT_EQ(seq, prev + 1) << "a gap not covered by the overflow notice";
+    }
+    prev = seq;
+    if (overflowed && seq > good_prev) break;  // caught up with the present
+  }
+  EXPECT_TRUE(overflowed);
+  EXPECT_LE(wait_fds_at_most(d, base), base);
+}
+
+// ---- kernel limits, lowered for real inside a user namespace ------------------------------------
+// inotify's limits are per user namespace (/proc/sys/user/max_inotify_*): a daemon started under
+// `unshare --user --map-root-user` can be given tiny ones without touching the machine's.
+
+bool have_user_namespaces() {
+  return std::system("unshare --user --map-root-user true >/dev/null 2>&1") == 0;
+}
+
+// Runs `command` inside the namespaces of `pid` given by `flags` (nsenter's, e.g. "--user").
+void in_namespace(pid_t pid, const std::string& flags, const std::string& command) {
+  std::string cmd = "nsenter " + flags + " --target " + std::to_string(pid) + " sh -c '" +
+                    command + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+// tocsind under `unshare` with `setup` run first in the new namespaces.
+DaemonProcess start_in_namespace(const std::string& unshare_flags, const std::string& setup,
+                                 const std::string& config, const std::string& sock) {
+  return DaemonProcess({"sh", "-c",
+                        "exec unshare " + unshare_flags + " sh -c '" + setup + " && exec " +
+                            TOCSIND_PATH + " --config " + config + " --socket " + sock + "'"},
+                       {});
+}
+
+Json monitor_status(LineClient& c, const std::string& id) {
+  Json status = c.call("status")["result"];
+  for (const Json& m : status["file_monitors"]) {
+    if (m["id"] == id) return m;
+  }
+  return {};
+}
+
+// Waits for a file event of monitor f1 whose payload names `path`.
+bool saw_change(LineClient& sub, const std::string& path) {
+  for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
+    auto n = sub.next_notification(until);
+    if (!n) return false;
+    if ((*n)["method"] != "signal") continue;
+    if ((*n)["params"]["payload"].get<std::string>().find(path) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(Faults, NoInotifyInstanceDegradesTheFileMonitorsUntilOneCanBeMade) {
+  if (!have_user_namespaces()) GTEST_SKIP() << "no user namespaces here (unshare --user failed)";
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("tree/a"));
+  std::string sock = dir.file("s.sock");
+  std::string config = dir.write("tocsin.yaml", R"Y(
+signals:
+  17: {name: news, handlers: [{target: subscribers}]}
+  18: {name: files, handlers: [{target: subscribers}]}
+file_monitors:
+  - {id: f1, signal: files, path: )Y" + dir.file("tree") + R"Y(, recursive: true, settle: 10ms}
+)Y");
+  // Not even one inotify instance: the daemon starts anyway, the monitor says why.
+  DaemonProcess d = start_in_namespace("--user --map-root-user",
+                                       "echo 0 > /proc/sys/user/max_inotify_instances", config,
+                                       sock);
+  d.expect_ready();
+  d.expect_line("max_user_instances");
+  LineClient admin(sock);
+  Json m = monitor_status(admin, "f1");
+  EXPECT_EQ(m["state"], "degraded") << m.dump();
+  EXPECT_NE(m["why"].get<std::string>().find("fs.inotify.max_user_instances"), std::string::npos)
+      << m.dump();
+  // The rest of the daemon works meanwhile.
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"files"}}});
+  EXPECT_TRUE(admin.call("raise", {{"signal", "news"}}).contains("result"));
+  // The limit raised: within the retry interval the monitor watches, and changes are reported.
+  in_namespace(d.pid(), "--user", "echo 8 > /proc/sys/user/max_inotify_instances");
+  d.expect_line("the inotify instance is made");
+  for (auto until = deadline_in(kWait);
+       monitor_status(admin, "f1")["state"] != "ok" && std::chrono::steady_clock::now() < until;) {
+  }
+  ASSERT_EQ(monitor_status(admin, "f1")["state"], "ok") << d.log();
+  std::ofstream(dir.file("tree/a/new.txt")) << "x";
+  EXPECT_TRUE(saw_change(sub, dir.file("tree/a/new.txt"))) << d.log();
+}
+
+TEST(Faults, TheInotifyWatchLimitReachedForRealDegradesOneMonitorAndRecovers) {
+  if (!have_user_namespaces()) GTEST_SKIP() << "no user namespaces here (unshare --user failed)";
+  TempDir dir;
+  for (int i = 0; i < 30; ++i) std::filesystem::create_directories(dir.file("tree/d" + std::to_string(i)));
+  std::filesystem::create_directories(dir.file("small"));
+  std::string sock = dir.file("s.sock");
+  std::string config = dir.write("tocsin.yaml", R"Y(
+signals:
+  18: {name: files, handlers: [{target: subscribers}]}
+file_monitors:
+  - {id: small, signal: files, path: )Y" + dir.file("small") + R"Y(, settle: 10ms}
+  - {id: big, signal: files, path: )Y" + dir.file("tree") + R"Y(, recursive: true, settle: 10ms}
+)Y");
+  // Room for the small monitor and 9 of the big tree's 31 directories.
+  DaemonProcess d = start_in_namespace("--user --map-root-user",
+                                       "echo 10 > /proc/sys/user/max_inotify_watches", config,
+                                       sock);
+  d.expect_ready();
+  LineClient admin(sock);
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"files"}}});
+  Json big = monitor_status(admin, "big");
+  EXPECT_EQ(big["state"], "degraded") << big.dump();
+  EXPECT_NE(big["why"].get<std::string>().find("fs.inotify.max_user_watches"), std::string::npos);
+  EXPECT_GT(big["unwatched"].get<int>(), 0);
+  EXPECT_EQ(monitor_status(admin, "small")["state"], "ok");
+  d.expect_line("degraded: the inotify watch limit is reached");
+  // What is watched still reports.
+  std::ofstream(dir.file("small/s.txt")) << "x";
+  EXPECT_TRUE(saw_change(sub, dir.file("small/s.txt")));
+  // The limit raised: every directory is watched within the retry interval.
+  in_namespace(d.pid(), "--user", "echo 1000 > /proc/sys/user/max_inotify_watches");
+  for (auto until = deadline_in(kWait);
+       monitor_status(admin, "big")["state"] != "ok" && std::chrono::steady_clock::now() < until;) {
+  }
+  big = monitor_status(admin, "big");
+  ASSERT_EQ(big["state"], "ok") << big.dump();
+  EXPECT_EQ(big["unwatched"], 0);
+  EXPECT_GE(big["watches"].get<int>(), 31);  // the tree's 31 directories (and its parent)
+  std::ofstream(dir.file("tree/d29/late.txt")) << "x";
+  EXPECT_TRUE(saw_change(sub, dir.file("tree/d29/late.txt")));
+}
+
+// ---- the state directory full, then read-only --------------------------------------------------
+// A tmpfs of its own, in a mount namespace of its own: nothing outside the test sees it, and it
+// goes away with the daemon.
+
+bool have_mount_namespaces(const std::string& dir) {
+  std::string cmd = "unshare --mount sh -c 'mount -t tmpfs -o size=64k tmpfs " + dir +
+                    "' >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+TEST(Faults, AFullThenReadOnlyStateDirectoryIsLoggedTheJobsRunAndWritesResume) {
+  TempDir dir;
+  std::string state = dir.file("state");
+  std::filesystem::create_directories(state);
+  if (!have_mount_namespaces(state)) GTEST_SKIP() << "cannot mount a tmpfs in a mount namespace";
+  std::string sock = dir.file("s.sock");
+  std::string config = dir.write("tocsin.yaml", R"Y(
+state_dir: )Y" + state + R"Y(
+signals:
+  40: {name: job, handlers: [{target: subscribers}]}
+cron:
+  - {id: every, signal: job, schedule: "* * * * * *", missed: once}
+)Y");
+  DaemonProcess d = start_in_namespace(
+      "--mount", "mount -t tmpfs -o size=256k tmpfs " + state + " && cat /dev/zero > " + state +
+                     "/fill 2>/dev/null; true",
+      config, sock);
+  d.expect_ready();
+  // The daemon's view of the directory, through its mount namespace.
+  const std::string seen = "/proc/" + std::to_string(d.pid()) + "/root" + state;
+  LineClient sub(sock);
+  sub.call("subscribe", {{"signals", {"job"}}});
+  std::size_t from = 0;
+  d.expect_line("No space left on device", &from);
+  const int base = d.open_fds();
+  // The jobs go on firing while nothing can be written.
+  for (int i = 0; i < 2; ++i) {
+    auto n = sub.next_notification(deadline_in(kWait));
+    ASSERT_TRUE(n && (*n)["method"] == "signal") << d.log();
+  }
+  EXPECT_FALSE(std::filesystem::exists(seen + "/cron-state.json.tmp"))
+      << "a half-written temporary file holds the space";
+  // Space again: the next write succeeds and says so.
+  std::filesystem::remove(seen + "/fill");
+  d.expect_line("written again", &from);
+  EXPECT_TRUE(std::filesystem::exists(seen + "/cron-state.json"));
+  // Read-only: refused, logged, the jobs still fire; writable again: written again.
+  in_namespace(d.pid(), "--mount", "mount -o remount,ro " + state);
+  d.expect_line("Read-only file system", &from);
+  auto n = sub.next_notification(deadline_in(kWait));
+  ASSERT_TRUE(n && (*n)["method"] == "signal") << d.log();
+  in_namespace(d.pid(), "--mount", "mount -o remount,rw " + state);
+  d.expect_line("written again", &from);
+  EXPECT_LE(wait_fds_at_most(d, base), base) << "fds leaked by the failed writes";
 }
 
 }  // namespace

@@ -143,15 +143,18 @@ TEST_F(PgNotifyTest, AServerStoppedAndStartedAgainIsReconnectedWithinTheBackoff)
 )Y");
   LineClient sub(sock);
   sub.call("subscribe", {{"signals", {"jobs", "pg-back"}}});
+  const int fds = daemon->open_fds();
   std::size_t from = 0;
   ASSERT_TRUE(pg->stop_fast());
   daemon->expect_line("pgnotify: connection lost", &from);
   daemon->expect_line("pgnotify: cannot connect", &from);  // retrying while it is down
+  daemon->expect_line("pgnotify: cannot connect", &from);  // failed attempts leave no fd behind
   ASSERT_TRUE(pg->start());
   auto back = next(sub, "pg-back");
   ASSERT_TRUE(back);
   EXPECT_GE(Json::parse((*back)["payload"].get<std::string>())["generation"], 2);
   expect_flowing(sub, "after restart");
+  EXPECT_EQ(daemon->open_fds(), fds) << "the outage left the daemon with another number of fds";
 }
 
 TEST_F(PgNotifyTest, TheHeartbeatNoticesAFrozenServerWithinItsDeadline) {
