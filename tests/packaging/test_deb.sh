@@ -22,7 +22,7 @@ skip() { echo "SKIP: $*" >&2; exit 77; }
 [ -d /run/systemd/system ] && [ "${TOCSIN_TEST_DEB_ON_SYSTEMD:-0}" != 1 ] &&
   skip "systemd is running here: installing would enable and start tocsind (TOCSIN_TEST_DEB_ON_SYSTEMD=1 to do it anyway)"
 [ -f "$build/CMakeCache.txt" ] || { echo "FAIL: $build is not a CMake build dir" >&2; exit 1; }
-grep -q '^TOCSIN_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" && skip "sanitizer build: package a plain one"
+grep -Eq '^TOCSIN_(SANITIZE|TSAN):BOOL=ON' "$build/CMakeCache.txt" && skip "sanitizer build: package a plain one"
 for tool in cpack dpkg dpkg-deb getent; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool not found" >&2; exit 1; }
 done
