@@ -246,6 +246,18 @@ DaemonProcess start_in_namespace(const std::string& unshare_flags, const std::st
                        {});
 }
 
+// tocsind in a user namespace of its own, whose /proc/sys/user/`limit` is `value`.
+DaemonProcess start_with_inotify_limit(const std::string& limit, int value,
+                                       const std::string& config, const std::string& sock) {
+  return start_in_namespace(
+      "--user --map-root-user",
+      "echo " + std::to_string(value) + " > /proc/sys/user/" + limit, config, sock);
+}
+
+void set_inotify_limit(pid_t pid, const std::string& limit, int value) {
+  in_namespace(pid, "--user", "echo " + std::to_string(value) + " > /proc/sys/user/" + limit);
+}
+
 Json monitor_status(LineClient& c, const std::string& id) {
   Json status = c.call("status")["result"];
   for (const Json& m : status["file_monitors"]) {
@@ -254,7 +266,17 @@ Json monitor_status(LineClient& c, const std::string& id) {
   return {};
 }
 
-// Waits for a file event of monitor f1 whose payload names `path`.
+// The monitor's status once it is ok, or at the deadline.
+Json wait_monitor_ok(LineClient& c, const std::string& id) {
+  Json m = monitor_status(c, id);
+  for (auto until = deadline_in(kWait);
+       m["state"] != "ok" && std::chrono::steady_clock::now() < until;) {
+    m = monitor_status(c, id);
+  }
+  return m;
+}
+
+// Waits for a file event whose payload names `path`.
 bool saw_change(LineClient& sub, const std::string& path) {
   for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
     auto n = sub.next_notification(until);
@@ -278,9 +300,7 @@ file_monitors:
   - {id: f1, signal: files, path: )Y" + dir.file("tree") + R"Y(, recursive: true, settle: 10ms}
 )Y");
   // Not even one inotify instance: the daemon starts anyway, the monitor says why.
-  DaemonProcess d = start_in_namespace("--user --map-root-user",
-                                       "echo 0 > /proc/sys/user/max_inotify_instances", config,
-                                       sock);
+  DaemonProcess d = start_with_inotify_limit("max_inotify_instances", 0, config, sock);
   d.expect_ready();
   d.expect_line("max_user_instances");
   LineClient admin(sock);
@@ -293,12 +313,9 @@ file_monitors:
   sub.call("subscribe", {{"signals", {"files"}}});
   EXPECT_TRUE(admin.call("raise", {{"signal", "news"}}).contains("result"));
   // The limit raised: within the retry interval the monitor watches, and changes are reported.
-  in_namespace(d.pid(), "--user", "echo 8 > /proc/sys/user/max_inotify_instances");
+  set_inotify_limit(d.pid(), "max_inotify_instances", 8);
   d.expect_line("the inotify instance is made");
-  for (auto until = deadline_in(kWait);
-       monitor_status(admin, "f1")["state"] != "ok" && std::chrono::steady_clock::now() < until;) {
-  }
-  ASSERT_EQ(monitor_status(admin, "f1")["state"], "ok") << d.log();
+  ASSERT_EQ(wait_monitor_ok(admin, "f1")["state"], "ok") << d.log();
   std::ofstream(dir.file("tree/a/new.txt")) << "x";
   EXPECT_TRUE(saw_change(sub, dir.file("tree/a/new.txt"))) << d.log();
 }
@@ -306,7 +323,9 @@ file_monitors:
 TEST(Faults, TheInotifyWatchLimitReachedForRealDegradesOneMonitorAndRecovers) {
   if (!have_user_namespaces()) GTEST_SKIP() << "no user namespaces here (unshare --user failed)";
   TempDir dir;
-  for (int i = 0; i < 30; ++i) std::filesystem::create_directories(dir.file("tree/d" + std::to_string(i)));
+  for (int i = 0; i < 30; ++i) {
+    std::filesystem::create_directories(dir.file("tree/d" + std::to_string(i)));
+  }
   std::filesystem::create_directories(dir.file("small"));
   std::string sock = dir.file("s.sock");
   std::string config = dir.write("tocsin.yaml", R"Y(
@@ -317,9 +336,7 @@ file_monitors:
   - {id: big, signal: files, path: )Y" + dir.file("tree") + R"Y(, recursive: true, settle: 10ms}
 )Y");
   // Room for the small monitor and 9 of the big tree's 31 directories.
-  DaemonProcess d = start_in_namespace("--user --map-root-user",
-                                       "echo 10 > /proc/sys/user/max_inotify_watches", config,
-                                       sock);
+  DaemonProcess d = start_with_inotify_limit("max_inotify_watches", 10, config, sock);
   d.expect_ready();
   LineClient admin(sock);
   LineClient sub(sock);
@@ -334,11 +351,8 @@ file_monitors:
   std::ofstream(dir.file("small/s.txt")) << "x";
   EXPECT_TRUE(saw_change(sub, dir.file("small/s.txt")));
   // The limit raised: every directory is watched within the retry interval.
-  in_namespace(d.pid(), "--user", "echo 1000 > /proc/sys/user/max_inotify_watches");
-  for (auto until = deadline_in(kWait);
-       monitor_status(admin, "big")["state"] != "ok" && std::chrono::steady_clock::now() < until;) {
-  }
-  big = monitor_status(admin, "big");
+  set_inotify_limit(d.pid(), "max_inotify_watches", 1000);
+  big = wait_monitor_ok(admin, "big");
   ASSERT_EQ(big["state"], "ok") << big.dump();
   EXPECT_EQ(big["unwatched"], 0);
   EXPECT_GE(big["watches"].get<int>(), 31);  // the tree's 31 directories (and its parent)
