@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """A bounded soak of tocsind (issue 10): scripts/soak [SECONDS] (default 600).
 
-One tocsind with kernel timers, rb_timers, a cron job and a file monitor running, while worker
-threads connect, subscribe (broadcast and one-of with acks), raise, read, ack, and disconnect at
-random, some of them abruptly and without reading. An auditor subscribed to the broadcast
+One tocsind with kernel timers, rb_timers, a cron job, a file monitor and (when PostgreSQL's
+binaries are installed) the pgnotify plugin on a throwaway server fed 200 NOTIFYs a second, while
+worker threads connect, subscribe (broadcast and one-of with acks), raise, read, ack, and
+disconnect at random, some of them abruptly and without reading. Half-way through, the server is
+stopped (pg_ctl stop -m fast) for two seconds and started again. An auditor subscribed to the broadcast
 signals from the start counts what it receives. Every second the daemon's RSS and fd count are
 sampled. It fails when:
   - an event of an audited signal is lost without an overflow notice (the daemon's raised
@@ -13,9 +15,11 @@ sampled. It fails when:
     warm-up (the limits below are small for that), so what grows after it grows with the work
     done: a leak;
   - the daemon's fd count after every client left is above its level before they came;
-  - the daemon dies or stops answering.
+  - the daemon dies or stops answering;
+  - pgnotify does not come back after the server's outage (no on_reconnect event).
 Standard library only, plus the project's Python client (clients/python).
 """
+import glob
 import json
 import os
 import random
@@ -23,6 +27,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -55,6 +60,98 @@ file_monitors:
 state_dir: %(state)s
 """
 
+PG_CONFIG = """
+plugin_path: [%(plugins)s]
+plugins:
+  pgnotify:
+    conninfo: "%(conninfo)s"
+    channels: {soak: pgnews}
+    on_reconnect: pgback
+    reconnect: {min: 100ms, max: 1s}
+"""
+PG_SIGNALS = """
+  14: {name: pgnews, handlers: [{target: subscribers}]}
+  15: {name: pgback, handlers: [{target: subscribers}]}
+"""
+
+
+class Postgres:
+    """A throwaway PostgreSQL on a Unix socket, as scripts/test starts one; stopped by pg_ctl."""
+
+    def __init__(self):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                      key=lambda b: int(b.split("/")[-2]) if b.split("/")[-2].isdigit() else 0)
+        if not bins:
+            raise FileNotFoundError("no /usr/lib/postgresql/*/bin")
+        self.bin = bins[-1]
+        self.dir = tempfile.mkdtemp(prefix="tocsin-soak-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.as_user = []
+        if os.getuid() == 0:
+            shutil.chown(self.dir, "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(self.as_user + [self.bin + "/initdb", "-D", self.data, "-A", "trust",
+                                       "-U", "postgres", "--no-sync", "-E", "UTF8"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.conninfo = "host=%s dbname=postgres user=postgres" % self.dir
+        self.start()
+
+    def start(self):
+        subprocess.run(self.as_user + [self.bin + "/pg_ctl", "-D", self.data, "-l",
+                                       os.path.join(self.dir, "server.log"), "-w", "-t", "60",
+                                       "-o", "-k %s -c listen_addresses='' -c fsync=off"
+                                       % self.dir, "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        subprocess.run(self.as_user + [self.bin + "/pg_ctl", "-D", self.data, "-m", "fast", "-w",
+                                       "stop"], stdout=subprocess.DEVNULL)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pg_publisher(pg, deadline, stats, outage):
+    """200 NOTIFYs a second through one psql session (started again after the outage), and the
+    outage itself half-way: the server stopped for two seconds. Ends with a NOTIFY 'pg-last' the
+    auditor waits for: NOTIFYs of one session arrive in order, so every earlier one is in."""
+    psql = None
+    i = 0
+    while True:
+        last = time.monotonic() >= deadline
+        if psql is not None and psql.poll() is not None:
+            psql = None  # it lost the server
+            time.sleep(0.05)  # the pace of the retries while the server is down
+        if psql is None:
+            psql = subprocess.Popen(["psql", "-X", "-q", "-h", pg.dir, "-U", "postgres",
+                                     "-d", "postgres"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    text=True)
+        try:
+            psql.stdin.write("NOTIFY soak, '%s';\n" % ("pg-last" if last else "p%d" % i))
+            psql.stdin.flush()
+            i += 1
+        except BrokenPipeError:
+            psql.wait()
+            psql = None
+            time.sleep(0.05)  # the server is down: the pace of the retries
+            continue
+        if last:
+            psql.stdin.close()
+            psql.wait(30)
+            if psql.returncode == 0:
+                stats["pg_sent"] = i
+                return
+            psql = None  # that last one may not have gone: send it again
+            continue
+        time.sleep(0.005)  # the send rate of the load, not a wait for a result
+        if not outage["done"] and time.monotonic() >= outage["at"]:
+            outage["done"] = True
+            pg.stop()
+            time.sleep(2)  # the outage's length
+            pg.start()
+
 
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
@@ -72,10 +169,11 @@ class Auditor(threading.Thread):
     def __init__(self, path):
         super().__init__(daemon=True)
         self.client = tocsin.Client(path)
-        self.sub = self.client.subscribe(["news", "tick"])
-        self.received = {"news": 0, "tick": 0}
+        self.sub = self.client.subscribe(["news", "tick", "pgnews", "pgback"])
+        self.received = {"news": 0, "tick": 0, "pgnews": 0, "pgback": 0}
         self.dropped = 0
         self.marker_seen = threading.Event()
+        self.pg_last_seen = threading.Event()
         self.stop = threading.Event()
 
     def run(self):
@@ -91,6 +189,8 @@ class Auditor(threading.Thread):
             self.received[ev.name] = self.received.get(ev.name, 0) + 1
             if ev.name == "news" and ev.payload == "soak-marker":
                 self.marker_seen.set()
+            if ev.name == "pgnews" and ev.payload == "pg-last":
+                self.pg_last_seen.set()
 
 
 def worker(path, deadline, stats, seed):
@@ -153,8 +253,19 @@ def main():
     sock = os.path.join(work, "s.sock")
     rb = "\n".join("  - {id: rb%d, signal: tick, every: 200ms, after: 3s}" % i for i in range(50))
     cfg = os.path.join(work, "tocsin.yaml")
+    text = CONFIG % {"rb": rb, "watched": watched, "state": os.path.join(work, "state")}
+    plugins = os.path.join(os.path.dirname(os.path.abspath(tocsind)), "plugins")
+    pg = None
+    try:
+        if os.path.exists(os.path.join(plugins, "pgnotify.so")):
+            pg = Postgres()
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("soak: no PostgreSQL (%s): pgnotify is not part of this soak" % e)
+    if pg:
+        text = text.replace("signals:\n", "signals:" + PG_SIGNALS, 1)
+        text += PG_CONFIG % {"plugins": plugins, "conninfo": pg.conninfo}
     with open(cfg, "w") as f:
-        f.write(CONFIG % {"rb": rb, "watched": watched, "state": os.path.join(work, "state")})
+        f.write(text)
     log = open(os.path.join(work, "tocsind.log"), "w")
     daemon = subprocess.Popen([tocsind, "--config", cfg, "--socket", sock, "--log-level", "warn"],
                               stderr=log)
@@ -175,6 +286,10 @@ def main():
         threads = [threading.Thread(target=worker, args=(sock, deadline, stats, i), daemon=True)
                    for i in range(4)]
         threads.append(threading.Thread(target=writer, args=(watched, deadline), daemon=True))
+        outage = {"at": start + seconds / 2, "done": False}
+        if pg:
+            threads.append(threading.Thread(target=pg_publisher,
+                                            args=(pg, deadline, stats, outage), daemon=True))
         for t in threads:
             t.start()
         samples = []
@@ -193,6 +308,12 @@ def main():
         for i in range(50):
             admin.call("remove_source", {"id": "rb%d" % i})
         admin.call("remove_source", {"id": "f1"})
+        if pg:
+            if not auditor.pg_last_seen.wait(30):
+                failures.append("the auditor never saw the last NOTIFY")
+            if outage["done"] and auditor.received["pgback"] == 0:
+                failures.append("pgnotify did not come back after the server's outage "
+                                "(no on_reconnect event)")
         # Events reach a connection in raise order: once the marker is in, so is all before it.
         admin.raise_signal("news", "soak-marker")
         if not auditor.marker_seen.wait(30):
@@ -200,8 +321,9 @@ def main():
         auditor.stop.set()
         auditor.join(5)
         table = {s["name"]: s for s in admin.table() if s.get("name")}
-        raised = table["news"]["raised"] + table["tick"]["raised"]
-        got = auditor.received.get("news", 0) + auditor.received.get("tick", 0)
+        audited = ["news", "tick"] + (["pgnews", "pgback"] if pg else [])
+        raised = sum(table[name]["raised"] for name in audited)
+        got = sum(auditor.received[name] for name in audited)
         if raised != got + auditor.dropped:
             failures.append("lost without notice: raised %d, received %d, reported dropped %d"
                             % (raised, got, auditor.dropped))
@@ -234,6 +356,11 @@ def main():
                  stats["last_error"]))
         print("soak: audited signals: raised %d, received %d, reported dropped %d"
               % (raised, got, auditor.dropped))
+        if pg:
+            print("soak: pgnotify: %d NOTIFYs sent, %d received (those sent while the server was "
+                  "down are lost, as documented), %d on_reconnect"
+                  % (stats.get("pg_sent", 0), auditor.received["pgnews"],
+                     auditor.received["pgback"]))
         print("soak: RSS by time: " + " ".join("%ds:%d" % (t, r) for t, r, _, _, _ in
                                                samples[::max(1, len(samples) // 12)]))
         print("soak: RSS %d KiB at most in the warm-up, %d KiB at the end; fds %d before, %d after; "
@@ -251,6 +378,8 @@ def main():
             daemon.kill()
             failures.append("tocsind did not stop within 10 s")
         log.close()
+        if pg:
+            pg.close()
     if failures:
         for f in failures:
             print("soak: FAIL: " + f)
