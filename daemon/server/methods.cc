@@ -58,6 +58,18 @@ Param<std::chrono::milliseconds> duration_param(const Json& v, const char* key) 
   return invalid(std::string(key) + ": expected a duration (\"250ms\") or integer milliseconds");
 }
 
+// An optional duration param: absent or null leaves `out` as it is. `Out` is a milliseconds or an
+// optional of one.
+template <typename Out>
+std::optional<ParamError> optional_duration(const Json& params, const char* key, Out& out) {
+  auto it = params.find(key);
+  if (it == params.end() || it->is_null()) return std::nullopt;
+  auto d = duration_param(*it, key);
+  if (auto* e = std::get_if<ParamError>(&d)) return *e;
+  out = std::get<std::chrono::milliseconds>(d);
+  return std::nullopt;
+}
+
 Json from(const Context& ctx, const ParamError& e) { return error_reply(ctx.id, e.code, e.message); }
 
 Json denied(const Context& ctx, const std::string& what) {
@@ -210,11 +222,7 @@ Json wait(Context& ctx, const Json& params, const std::shared_ptr<Session>& sess
     signal = std::get<SignalId>(sig);
   }
   std::optional<std::chrono::milliseconds> timeout;
-  if (auto t = params.find("timeout"); t != params.end() && !t->is_null()) {
-    auto d = duration_param(*t, "timeout");
-    if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
-    timeout = std::get<std::chrono::milliseconds>(d);
-  }
+  if (auto e = optional_duration(params, "timeout", timeout)) return from(ctx, *e);
   if (ctx.id.is_null()) return from(ctx, invalid("wait needs an id to answer to"));
   ctx.core.add_waiter(session, ctx.id, signal, timeout);
   return nullptr;
@@ -273,11 +281,7 @@ Json add_timer(Context& ctx, const Json& params, SourceKind kind) {
   if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
   spec.every = std::get<std::chrono::milliseconds>(d);
   if (spec.every.count() < 1) return from(ctx, invalid("every: at least 1ms"));
-  if (auto a = params.find("after"); a != params.end() && !a->is_null()) {
-    auto after = duration_param(*a, "after");
-    if (auto* e = std::get_if<ParamError>(&after)) return from(ctx, *e);
-    spec.after = std::get<std::chrono::milliseconds>(after);
-  }
+  if (auto e = optional_duration(params, "after", spec.after)) return from(ctx, *e);
   if (auto c = params.find("clock"); c != params.end() && !c->is_null()) {
     std::string clock = c->is_string() ? c->get<std::string>() : "";
     if (clock == "monotonic") {
@@ -336,11 +340,7 @@ Json add_cron(Context& ctx, const Json& params) {
     if (!tz->is_string()) return from(ctx, invalid("tz: an IANA zone such as Europe/Berlin"));
     spec.tz = tz->get<std::string>();
   }
-  if (auto j = params.find("jitter"); j != params.end() && !j->is_null()) {
-    auto d = duration_param(*j, "jitter");
-    if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
-    spec.jitter = std::get<std::chrono::milliseconds>(d);
-  }
+  if (auto e = optional_duration(params, "jitter", spec.jitter)) return from(ctx, *e);
   if (auto m = params.find("missed"); m != params.end() && !m->is_null()) {
     if (*m == "skip") {
       spec.missed = config::Missed::skip;
@@ -416,16 +416,8 @@ Json add_file_monitor(Context& ctx, const Json& params) {
     }
     spec.match = m->get<std::string>();
   }
-  if (auto st = params.find("settle"); st != params.end() && !st->is_null()) {
-    auto d = duration_param(*st, "settle");
-    if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
-    spec.settle = std::get<std::chrono::milliseconds>(d);
-  }
-  if (auto md = params.find("max_delay"); md != params.end() && !md->is_null()) {
-    auto d = duration_param(*md, "max_delay");
-    if (auto* e = std::get_if<ParamError>(&d)) return from(ctx, *e);
-    spec.max_delay = std::get<std::chrono::milliseconds>(d);
-  }
+  if (auto e = optional_duration(params, "settle", spec.settle)) return from(ctx, *e);
+  if (auto e = optional_duration(params, "max_delay", spec.max_delay)) return from(ctx, *e);
   if (auto it = params.find("iterations"); it != params.end() && !it->is_null()) {
     if (!it->is_number_unsigned()) return from(ctx, invalid("iterations: a count, 0 = forever"));
     spec.iterations = it->get<std::uint64_t>();
