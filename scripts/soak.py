@@ -19,7 +19,6 @@ sampled. It fails when:
   - pgnotify does not come back after the server's outage (no on_reconnect event).
 Standard library only, plus the project's Python client (clients/python).
 """
-import glob
 import json
 import os
 import random
@@ -76,36 +75,23 @@ PG_SIGNALS = """
 
 
 class Postgres:
-    """A throwaway PostgreSQL on a Unix socket, as scripts/test starts one; stopped by pg_ctl."""
+    """A throwaway PostgreSQL on a Unix socket: scripts/pg-throwaway, as scripts/test uses."""
+
+    TOOL = os.path.join(HERE, "pg-throwaway")
 
     def __init__(self):
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                      key=lambda b: int(b.split("/")[-2]) if b.split("/")[-2].isdigit() else 0)
-        if not bins:
-            raise FileNotFoundError("no /usr/lib/postgresql/*/bin")
-        self.bin = bins[-1]
         self.dir = tempfile.mkdtemp(prefix="tocsin-soak-pg-")
-        self.data = os.path.join(self.dir, "data")
-        self.as_user = []
-        if os.getuid() == 0:
-            shutil.chown(self.dir, "postgres")
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        subprocess.run(self.as_user + [self.bin + "/initdb", "-D", self.data, "-A", "trust",
-                                       "-U", "postgres", "--no-sync", "-E", "UTF8"],
-                       check=True, stdout=subprocess.DEVNULL)
+        r = subprocess.run([self.TOOL, "create", self.dir])
+        if r.returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise OSError("scripts/pg-throwaway create exited with %d" % r.returncode)
         self.conninfo = "host=%s dbname=postgres user=postgres" % self.dir
-        self.start()
 
     def start(self):
-        subprocess.run(self.as_user + [self.bin + "/pg_ctl", "-D", self.data, "-l",
-                                       os.path.join(self.dir, "server.log"), "-w", "-t", "60",
-                                       "-o", "-k %s -c listen_addresses='' -c fsync=off"
-                                       % self.dir, "start"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([self.TOOL, "start", self.dir], check=True)
 
     def stop(self):
-        subprocess.run(self.as_user + [self.bin + "/pg_ctl", "-D", self.data, "-m", "fast", "-w",
-                                       "stop"], stdout=subprocess.DEVNULL)
+        subprocess.run([self.TOOL, "stop", self.dir])
 
     def close(self):
         self.stop()

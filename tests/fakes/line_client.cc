@@ -112,4 +112,23 @@ std::optional<nlohmann::json> LineClient::next_notification(Deadline deadline) {
   return read(deadline);
 }
 
+using Json = LineClient::Json;
+
+Json status_until(LineClient& c, const std::function<bool(const Json&)>& done,
+                  std::chrono::milliseconds within) {
+  Json status = c.call("status")["result"];
+  for (auto until = deadline_in(within);
+       !done(status) && std::chrono::steady_clock::now() < until;) {
+    status = c.call("status")["result"];
+  }
+  return status;
+}
+
+Json file_monitor_in(const Json& status, const std::string& id) {
+  for (const Json& m : status["file_monitors"]) {
+    if (m["id"] == id) return m;
+  }
+  return Json();
+}
+
 }  // namespace tocsin::testing

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -48,5 +49,12 @@ class LineClient {
   std::string buf_;
   bool eof_ = false;
 };
+
+// Calls `status` until `done(result)` holds or the deadline passes; returns the last result
+// (the caller asserts on it, so a timeout fails with what status said).
+nlohmann::json status_until(LineClient& c, const std::function<bool(const nlohmann::json&)>& done,
+                            std::chrono::milliseconds within = kWait);
+// The `file_monitors` entry with this id in a status result, or null.
+nlohmann::json file_monitor_in(const nlohmann::json& status, const std::string& id);
 
 }  // namespace tocsin::testing

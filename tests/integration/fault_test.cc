@@ -45,7 +45,29 @@ Json raise_batch(int first, int count) {
   return batch;
 }
 
-TEST(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
+// Each test: a temp dir, its socket, and tocsind started on a config of the test's.
+struct Faults : ::testing::Test {
+  TempDir dir;
+  std::string sock = dir.file("s.sock");
+  std::unique_ptr<DaemonProcess> daemon;
+
+  // Writes `yaml` as the config, starts tocsind on it behind `wrapper` (a command that ends by
+  // running the rest of its argv: prlimit, unshare) or none, and waits until it is ready.
+  DaemonProcess& start(const std::string& yaml, std::vector<std::string> wrapper = {}) {
+    std::vector<std::string> args{"--config", dir.write("tocsin.yaml", yaml), "--socket", sock};
+    if (wrapper.empty()) {
+      daemon = std::make_unique<DaemonProcess>(args);
+    } else {
+      wrapper.push_back(TOCSIND_PATH);
+      wrapper.insert(wrapper.end(), args.begin(), args.end());
+      daemon = std::make_unique<DaemonProcess>(wrapper, std::vector<std::string>{});
+    }
+    daemon->expect_ready();
+    return *daemon;
+  }
+};
+
+TEST_F(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
 #if defined(__SANITIZE_ADDRESS__)
   // UBSan's vptr check probes memory through a pipe(); with the daemon's fds exhausted on
   // purpose the probe fails and every boost::system::error_code built meanwhile is reported as
@@ -53,14 +75,8 @@ TEST(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
   // runs this test.
   GTEST_SKIP() << "not under the sanitizers: UBSan needs free fds for its vptr checks";
 #endif
-  TempDir dir;
-  std::string sock = dir.file("s.sock");
-  std::string config = dir.write("tocsin.yaml", kConfig);
   // A low limit for the daemon alone: room for its own fds and a handful of clients.
-  DaemonProcess d({"prlimit", "--nofile=24:24", TOCSIND_PATH, "--config", config, "--socket",
-                   sock},
-                  {});
-  d.expect_ready();
+  DaemonProcess& d = start(kConfig, {"prlimit", "--nofile=24:24"});
   const int base = d.open_fds();
   ASSERT_LT(base, 24) << "the limit leaves no room for clients";
   std::vector<LineClient> clients;
@@ -74,12 +90,8 @@ TEST(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
   EXPECT_TRUE(r.contains("result")) << r.dump() << d.log();
 }
 
-TEST(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
-  TempDir dir;
-  std::string sock = dir.file("s.sock");
-  std::string config = dir.write("tocsin.yaml", kConfig);
-  DaemonProcess d({"--config", config, "--socket", sock});
-  d.expect_ready();
+TEST_F(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
+  DaemonProcess& d = start(kConfig);
   LineClient admin(sock);
   LineClient good(sock);
   good.call("subscribe", {{"signals", {"news"}}});
@@ -89,10 +101,7 @@ TEST(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
                         std::string("exec ") + TOCSINCTL_PATH + " --socket " + sock +
                             " subscribe news --count 1000000 >/dev/null"},
                        {});
-  for (auto until = deadline_in(kWait);
-       admin.call("status")["result"]["clients"] != 3 && std::chrono::steady_clock::now() < until;) {
-  }
-  ASSERT_EQ(admin.call("status")["result"]["clients"], 3);
+  ASSERT_EQ(status_until(admin, [](const Json& st) { return st["clients"] == 3; })["clients"], 3);
   constexpr int kBatches = 20, kPerBatch = 500;
   for (int b = 0; b < kBatches; ++b) {
     admin.send(raise_batch(b * kPerBatch, kPerBatch));
@@ -116,20 +125,11 @@ TEST(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
   }
   // The dead one's connection is closed and its fd gone.
   EXPECT_LE(wait_fds_at_most(d, base), base) << "the killed subscriber's fd leaked";
-  Json clients;
-  for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
-    clients = admin.call("status")["result"]["clients"];
-    if (clients == 2) break;
-  }
-  EXPECT_EQ(clients, 2);
+  EXPECT_EQ(status_until(admin, [](const Json& st) { return st["clients"] == 2; })["clients"], 2);
 }
 
-TEST(Faults, TheDaemonStoppedAndContinuedUnderLoadLosesNothingSilently) {
-  TempDir dir;
-  std::string sock = dir.file("s.sock");
-  std::string config = dir.write("tocsin.yaml", kConfig);
-  DaemonProcess d({"--config", config, "--socket", sock});
-  d.expect_ready();
+TEST_F(Faults, TheDaemonStoppedAndContinuedUnderLoadLosesNothingSilently) {
+  DaemonProcess& d = start(kConfig);
   LineClient admin(sock);
   LineClient sub(sock);
   sub.call("subscribe", {{"signals", {"news"}}});
@@ -150,18 +150,14 @@ TEST(Faults, TheDaemonStoppedAndContinuedUnderLoadLosesNothingSilently) {
 
 // ---- a subscriber that stops reading for a minute -----------------------------------------------
 
-TEST(Faults, ASubscriberThatStopsReadingForAMinuteIsToldExactlyWhatItMissed) {
-  TempDir dir;
-  std::string sock = dir.file("s.sock");
-  std::string config = dir.write("tocsin.yaml", R"Y(
+TEST_F(Faults, ASubscriberThatStopsReadingForAMinuteIsToldExactlyWhatItMissed) {
+  DaemonProcess& d = start(R"Y(
 limits: {subscriber_queue: 300}
 signals:
   17: {name: news, handlers: [{target: subscribers}]}
 timers:
   - {id: t, signal: news, every: 10ms}
 )Y");
-  DaemonProcess d({"--config", config, "--socket", sock});
-  d.expect_ready();
   LineClient admin(sock);
   LineClient good(sock);
   LineClient stalled(sock);
@@ -237,21 +233,19 @@ void in_namespace(pid_t pid, const std::string& flags, const std::string& comman
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
-// tocsind under `unshare` with `setup` run first in the new namespaces.
-DaemonProcess start_in_namespace(const std::string& unshare_flags, const std::string& setup,
-                                 const std::string& config, const std::string& sock) {
-  return DaemonProcess({"sh", "-c",
-                        "exec unshare " + unshare_flags + " sh -c '" + setup + " && exec " +
-                            TOCSIND_PATH + " --config " + config + " --socket " + sock + "'"},
-                       {});
+// The argv of `unshare` with `flags` that runs `setup` in the new namespaces, then the rest of its
+// argv (a wrapper for Faults::start).
+std::vector<std::string> in_new_namespaces(std::vector<std::string> flags,
+                                           const std::string& setup) {
+  flags.insert(flags.begin(), "unshare");
+  flags.insert(flags.end(), {"sh", "-c", setup + " && exec \"$@\"", "sh"});
+  return flags;
 }
 
-// tocsind in a user namespace of its own, whose /proc/sys/user/`limit` is `value`.
-DaemonProcess start_with_inotify_limit(const std::string& limit, int value,
-                                       const std::string& config, const std::string& sock) {
-  return start_in_namespace(
-      "--user --map-root-user",
-      "echo " + std::to_string(value) + " > /proc/sys/user/" + limit, config, sock);
+// A user namespace of its own, whose /proc/sys/user/`limit` is `value`.
+std::vector<std::string> with_inotify_limit(const std::string& limit, int value) {
+  return in_new_namespaces({"--user", "--map-root-user"},
+                           "echo " + std::to_string(value) + " > /proc/sys/user/" + limit);
 }
 
 void set_inotify_limit(pid_t pid, const std::string& limit, int value) {
@@ -259,21 +253,14 @@ void set_inotify_limit(pid_t pid, const std::string& limit, int value) {
 }
 
 Json monitor_status(LineClient& c, const std::string& id) {
-  Json status = c.call("status")["result"];
-  for (const Json& m : status["file_monitors"]) {
-    if (m["id"] == id) return m;
-  }
-  return {};
+  return file_monitor_in(c.call("status")["result"], id);
 }
 
 // The monitor's status once it is ok, or at the deadline.
 Json wait_monitor_ok(LineClient& c, const std::string& id) {
-  Json m = monitor_status(c, id);
-  for (auto until = deadline_in(kWait);
-       m["state"] != "ok" && std::chrono::steady_clock::now() < until;) {
-    m = monitor_status(c, id);
-  }
-  return m;
+  return file_monitor_in(
+      status_until(c, [&](const Json& st) { return file_monitor_in(st, id)["state"] == "ok"; }),
+      id);
 }
 
 // Waits for a file event whose payload names `path`.
@@ -287,21 +274,18 @@ bool saw_change(LineClient& sub, const std::string& path) {
   return false;
 }
 
-TEST(Faults, NoInotifyInstanceDegradesTheFileMonitorsUntilOneCanBeMade) {
+TEST_F(Faults, NoInotifyInstanceDegradesTheFileMonitorsUntilOneCanBeMade) {
   if (!have_user_namespaces()) GTEST_SKIP() << "no user namespaces here (unshare --user failed)";
-  TempDir dir;
   std::filesystem::create_directories(dir.file("tree/a"));
-  std::string sock = dir.file("s.sock");
-  std::string config = dir.write("tocsin.yaml", R"Y(
+  const std::string config = R"Y(
 signals:
   17: {name: news, handlers: [{target: subscribers}]}
   18: {name: files, handlers: [{target: subscribers}]}
 file_monitors:
   - {id: f1, signal: files, path: )Y" + dir.file("tree") + R"Y(, recursive: true, settle: 10ms}
-)Y");
+)Y";
   // Not even one inotify instance: the daemon starts anyway, the monitor says why.
-  DaemonProcess d = start_with_inotify_limit("max_inotify_instances", 0, config, sock);
-  d.expect_ready();
+  DaemonProcess& d = start(config, with_inotify_limit("max_inotify_instances", 0));
   d.expect_line("max_user_instances");
   LineClient admin(sock);
   Json m = monitor_status(admin, "f1");
@@ -320,24 +304,21 @@ file_monitors:
   EXPECT_TRUE(saw_change(sub, dir.file("tree/a/new.txt"))) << d.log();
 }
 
-TEST(Faults, TheInotifyWatchLimitReachedForRealDegradesOneMonitorAndRecovers) {
+TEST_F(Faults, TheInotifyWatchLimitReachedForRealDegradesOneMonitorAndRecovers) {
   if (!have_user_namespaces()) GTEST_SKIP() << "no user namespaces here (unshare --user failed)";
-  TempDir dir;
   for (int i = 0; i < 30; ++i) {
     std::filesystem::create_directories(dir.file("tree/d" + std::to_string(i)));
   }
   std::filesystem::create_directories(dir.file("small"));
-  std::string sock = dir.file("s.sock");
-  std::string config = dir.write("tocsin.yaml", R"Y(
+  const std::string config = R"Y(
 signals:
   18: {name: files, handlers: [{target: subscribers}]}
 file_monitors:
   - {id: small, signal: files, path: )Y" + dir.file("small") + R"Y(, settle: 10ms}
   - {id: big, signal: files, path: )Y" + dir.file("tree") + R"Y(, recursive: true, settle: 10ms}
-)Y");
+)Y";
   // Room for the small monitor and 9 of the big tree's 31 directories.
-  DaemonProcess d = start_with_inotify_limit("max_inotify_watches", 10, config, sock);
-  d.expect_ready();
+  DaemonProcess& d = start(config, with_inotify_limit("max_inotify_watches", 10));
   LineClient admin(sock);
   LineClient sub(sock);
   sub.call("subscribe", {{"signals", {"files"}}});
@@ -370,24 +351,21 @@ bool have_mount_namespaces(const std::string& dir) {
   return std::system(cmd.c_str()) == 0;
 }
 
-TEST(Faults, AFullThenReadOnlyStateDirectoryIsLoggedTheJobsRunAndWritesResume) {
-  TempDir dir;
+TEST_F(Faults, AFullThenReadOnlyStateDirectoryIsLoggedTheJobsRunAndWritesResume) {
   std::string state = dir.file("state");
   std::filesystem::create_directories(state);
   if (!have_mount_namespaces(state)) GTEST_SKIP() << "cannot mount a tmpfs in a mount namespace";
-  std::string sock = dir.file("s.sock");
-  std::string config = dir.write("tocsin.yaml", R"Y(
+  const std::string config = R"Y(
 state_dir: )Y" + state + R"Y(
 signals:
   40: {name: job, handlers: [{target: subscribers}]}
 cron:
   - {id: every, signal: job, schedule: "* * * * * *", missed: once}
-)Y");
-  DaemonProcess d = start_in_namespace(
-      "--mount", "mount -t tmpfs -o size=256k tmpfs " + state + " && cat /dev/zero > " + state +
-                     "/fill 2>/dev/null; true",
-      config, sock);
-  d.expect_ready();
+)Y";
+  DaemonProcess& d =
+      start(config, in_new_namespaces({"--mount"}, "mount -t tmpfs -o size=256k tmpfs " + state +
+                                                       " && cat /dev/zero > " + state +
+                                                       "/fill 2>/dev/null; true"));
   // The daemon's view of the directory, through its mount namespace.
   const std::string seen = "/proc/" + std::to_string(d.pid()) + "/root" + state;
   LineClient sub(sock);

@@ -110,11 +110,7 @@ struct FileMonitorsTest : ::testing::Test {
 
   Json status_of(const std::string& id) {
     LineClient admin(sock);
-    Json list = admin.call("status")["result"]["file_monitors"];
-    for (const auto& m : list) {
-      if (m["id"] == id) return m;
-    }
-    return Json();
+    return file_monitor_in(admin.call("status")["result"], id);
   }
 };
 

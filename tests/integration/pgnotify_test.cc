@@ -54,6 +54,15 @@ signals:
     daemon->expect_line("pgnotify: listening on");
   }
 
+  // The outage tests: channel jobs, on_reconnect pg-back, then `settings`; returns a subscriber
+  // of both.
+  LineClient start_reconnecting(const std::string& settings) {
+    start("    channels: {jobs: jobs}\n    on_reconnect: pg-back\n" + settings);
+    LineClient sub(sock);
+    sub.call("subscribe", {{"signals", {"jobs", "pg-back"}}});
+    return sub;
+  }
+
   std::optional<Json> next(LineClient& sub, const std::string& name) {
     for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
       auto n = sub.next_notification(until);
@@ -114,12 +123,7 @@ TEST_F(PgNotifyTest, NotifyReachesASubscriberWithItsPayloadWhateverTheChannelsNa
 }
 
 TEST_F(PgNotifyTest, ATerminatedBackendIsReconnectedAndOnReconnectSaysSo) {
-  start(R"Y(    channels: {jobs: jobs}
-    on_reconnect: pg-back
-    reconnect: {min: 50ms, max: 500ms}
-)Y");
-  LineClient sub(sock);
-  sub.call("subscribe", {{"signals", {"jobs", "pg-back"}}});
+  LineClient sub = start_reconnecting("    reconnect: {min: 50ms, max: 500ms}\n");
   std::string err;
   ASSERT_TRUE(pg->psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                        "application_name = '" + app + "'",
@@ -137,12 +141,7 @@ TEST_F(PgNotifyTest, ATerminatedBackendIsReconnectedAndOnReconnectSaysSo) {
 TEST_F(PgNotifyTest, AServerStoppedAndStartedAgainIsReconnectedWithinTheBackoff) {
   use(PgCluster::create);  // this test stops the server: its own
   if (!pg) return;
-  start(R"Y(    channels: {jobs: jobs}
-    on_reconnect: pg-back
-    reconnect: {min: 50ms, max: 300ms}
-)Y");
-  LineClient sub(sock);
-  sub.call("subscribe", {{"signals", {"jobs", "pg-back"}}});
+  LineClient sub = start_reconnecting("    reconnect: {min: 50ms, max: 300ms}\n");
   const int fds = daemon->open_fds();
   std::size_t from = 0;
   ASSERT_TRUE(pg->stop_fast());
@@ -160,15 +159,11 @@ TEST_F(PgNotifyTest, AServerStoppedAndStartedAgainIsReconnectedWithinTheBackoff)
 TEST_F(PgNotifyTest, TheHeartbeatNoticesAFrozenServerWithinItsDeadline) {
   use(PgCluster::create);  // this test freezes the server: its own
   if (!pg) return;
-  start(R"Y(    channels: {jobs: jobs}
-    on_reconnect: pg-back
-    heartbeat: 200ms
+  LineClient sub = start_reconnecting(R"Y(    heartbeat: 200ms
     heartbeat_timeout: 300ms
     connect_timeout: 300ms
     reconnect: {min: 50ms, max: 200ms}
 )Y");
-  LineClient sub(sock);
-  sub.call("subscribe", {{"signals", {"jobs", "pg-back"}}});
   std::size_t from = 0;
   pg->freeze();
   // The connection is still open (a half-open one looks the same): only the heartbeat can tell.

@@ -477,11 +477,8 @@ TEST_F(ProtocolTest, HalfMessagesAndAThousandConnectionsLeakNothing) {
   EXPECT_LE(after, before) << "fds leaked";
   // The last probe's close may still be on its way to the reactor: wait for the count to settle.
   LineClient c = connect();
-  Json clients = c.call("status")["result"]["clients"];
-  for (auto until = deadline_in(kWait); clients != 1 && std::chrono::steady_clock::now() < until;) {
-    clients = c.call("status")["result"]["clients"];
-  }
-  EXPECT_EQ(clients, 1) << "connections still counted after their clients left";
+  EXPECT_EQ(status_until(c, [](const Json& st) { return st["clients"] == 1; })["clients"], 1)
+      << "connections still counted after their clients left";
 }
 
 TEST_F(ProtocolTest, TooManyClientsAreRefusedWithAnError) {
@@ -498,10 +495,7 @@ TEST_F(ProtocolTest, TooManyClientsAreRefusedWithAnError) {
   EXPECT_TRUE(extra.eof());
   held.pop_back();
   // Once the daemon has noticed the close, there is room for one more.
-  auto deadline = deadline_in(kWait);
-  while (held.front().call("status")["result"]["clients"] != 63 &&
-         std::chrono::steady_clock::now() < deadline) {
-  }
+  status_until(held.front(), [](const Json& st) { return st["clients"] == 63; });
   LineClient again = connect();
   EXPECT_TRUE(again.call("version").contains("result"));
 }
