@@ -134,6 +134,33 @@ TEST_F(HubTest, EncodesEveryAsciiByteAndTheLargestNumbersExactly) {
   }
 }
 
+// The encoder looks at eight bytes at a time and at the rest one by one: every byte that needs
+// escaping (and bytes that do not: 0x7f, 0x80, UTF-8) at every position of strings of every
+// length around the word size, and the size it reserves is exact.
+TEST_F(HubTest, EscapesAtEveryPositionOfShortAndWordSizedStrings) {
+  const std::vector<std::string> specials = {"\"", "\\", "\n", "\r", "\t", std::string(1, '\0'),
+                                             "\x1f", "\x7f", "\xc3\xa9", " ", "/"};
+  auto expected_size = [](const std::string& s) {
+    std::size_t n = 2;
+    for (unsigned char c : s) {
+      n += c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' ? 2 : c < 0x20 ? 6 : 1;
+    }
+    return n;
+  };
+  for (std::size_t len = 0; len <= 40; ++len) {
+    for (const std::string& special : specials) {
+      for (std::size_t at = 0; at <= len; ++at) {
+        std::string text(len, 'a');
+        text.insert(at, special);
+        std::string out;
+        append_json_string(out, text);
+        ASSERT_EQ(out.size(), expected_size(text)) << "length " << len << " at " << at;
+        ASSERT_EQ(Json::parse(out), text) << "length " << len << " at " << at << ": " << out;
+      }
+    }
+  }
+}
+
 TEST_F(HubTest, BroadcastGoesOnceToEachMatchingClient) {
   ClientId a = client();
   ClientId b = client();
