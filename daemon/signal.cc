@@ -80,10 +80,15 @@ char* write_rfc3339(char* out, std::chrono::system_clock::time_point t) {
   }
   std::memcpy(out, cached, cached_len);
   out += cached_len;
-  for (int i = 5; i >= 0; --i) {
-    out[i] = static_cast<char>('0' + frac % 10);
-    frac /= 10;
-  }
+  // The microseconds two digits at a time.
+  static constexpr char kPairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
+  auto u = static_cast<unsigned>(frac);
+  std::memcpy(out, kPairs + 2 * (u / 10000), 2);
+  std::memcpy(out + 2, kPairs + 2 * (u / 100 % 100), 2);
+  std::memcpy(out + 4, kPairs + 2 * (u % 100), 2);
   out[6] = 'Z';
   return out + 7;
 }

@@ -9,14 +9,24 @@ namespace tocsin {
 Dispatcher::Dispatcher(const Clock& clock, SignalStats& stats)
     : clock_(clock), stats_(stats), table_(std::make_shared<SignalTable>()) {}
 
-void Dispatcher::set_table(std::shared_ptr<const SignalTable> table) { table_ = std::move(table); }
+void Dispatcher::set_table(std::shared_ptr<const SignalTable> table) {
+  if (raising_ > 0 && table_) retired_.push_back(std::move(table_));
+  table_ = std::move(table);
+}
 
 EventPtr Dispatcher::raise(SignalId signal, SourceRef source, std::string payload,
                            std::uint64_t iteration) {
-  // Hold the table for the whole raise: a handler may cause a reload that swaps it. A published
-  // table is immutable, so its handler lists can be walked without a copy.
-  std::shared_ptr<const SignalTable> table = table_;
-  const SignalEntry* entry = table->find(signal);
+  // The table stays alive for the whole raise although a handler may cause a reload that swaps
+  // it (set_table keeps it in retired_). A published table is immutable, so its handler lists
+  // can be walked without a copy.
+  struct Raising {
+    Dispatcher& d;
+    explicit Raising(Dispatcher& dispatcher) : d(dispatcher) { ++d.raising_; }
+    ~Raising() {
+      if (--d.raising_ == 0 && !d.retired_.empty()) d.retired_.clear();
+    }
+  } raising(*this);
+  const SignalEntry* entry = table_->find(signal);
 
   auto event = std::make_shared<Event>();
   event->seq = ++seq_;

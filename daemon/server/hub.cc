@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <new>
+#include <utility>
 
 namespace tocsin {
 
@@ -115,16 +117,33 @@ char* write_literal(char* p, const char (&text)[N]) {
 
 constexpr std::size_t kNumberBytes = 20;  // the longest std::uint64_t
 
-char* write_number(char* p, std::uint64_t n) { return std::to_chars(p, p + kNumberBytes, n).ptr; }
+char* write_number(char* p, std::uint64_t n) {
+  if (n < 10) {  // the iteration of most events, many signal numbers
+    *p = static_cast<char>('0' + n);
+    return p + 1;
+  }
+  return std::to_chars(p, p + kNumberBytes, n).ptr;
+}
 
 constexpr std::string_view kNotificationHead = R"({"jsonrpc":"2.0","method":"signal","params":)";
 
-// Room for an event's fields (event_fields_size) and the notification around them: the fixed text
-// is counted exactly, the numbers and the time at their longest, the strings exactly.
-std::size_t event_fields_size(const Event& e) {
-  return 128 + 3 * kNumberBytes + kRfc3339MaxBytes + json_string_size(e.name) +
-         json_string_size(e.source.id) + json_string_size(e.payload);
+// Room for an event's fields and the notification around them: the fixed text counted exactly,
+// the numbers and the time at their longest, the strings by `string_room`.
+template <typename StringRoom>
+std::size_t event_fields_room(const Event& e, StringRoom string_room) {
+  return 128 + 3 * kNumberBytes + kRfc3339MaxBytes + string_room(e.name) +
+         string_room(e.source.id) + string_room(e.payload);
 }
+std::size_t event_fields_size(const Event& e) { return event_fields_room(e, json_string_size); }
+
+// Room enough for `s` without looking at its bytes (each could become \u00XX) where that is
+// little; long strings are measured, so that the room stays close to what is written.
+std::size_t json_string_room(std::string_view s) {
+  return s.size() <= 256 ? 6 * s.size() + 2 : json_string_size(s);
+}
+
+// ",\"ack\":true" and ",\"redelivered\":true" and "}}\n": 33 bytes at most.
+constexpr std::size_t kNotificationTail = 40;
 
 // The hot path of every delivery, written through a pointer into room reserved once (measured:
 // docs/BENCHMARKS.md, pgnotify). `p` has room for event_fields_size(e) bytes.
@@ -159,6 +178,16 @@ void append_written(std::string& out, std::size_t room, Write write) {
   out.resize(static_cast<std::size_t>(end - out.data()));
 }
 
+// The whole `signal` notification line at `p`, which has room for kNotificationHead, the event's
+// fields and kNotificationTail.
+char* write_event_notification(char* p, const Event& event, bool ack, bool redelivered) {
+  std::memcpy(p, kNotificationHead.data(), kNotificationHead.size());
+  p = write_event_fields(p + kNotificationHead.size(), event);
+  if (ack) p = write_literal(p, ",\"ack\":true");
+  if (redelivered) p = write_literal(p, ",\"redelivered\":true");
+  return write_literal(p, "}}\n");
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -176,15 +205,9 @@ std::string encode_event_object(const Event& event) {
 }
 
 void append_event_notification(std::string& out, const Event& event, bool ack, bool redelivered) {
-  // ",\"ack\":true" and ",\"redelivered\":true" and "}}\n": 33 bytes at most.
-  std::size_t room = kNotificationHead.size() + event_fields_size(event) + 40;
-  append_written(out, room, [&](char* p) {
-    std::memcpy(p, kNotificationHead.data(), kNotificationHead.size());
-    p = write_event_fields(p + kNotificationHead.size(), event);
-    if (ack) p = write_literal(p, ",\"ack\":true");
-    if (redelivered) p = write_literal(p, ",\"redelivered\":true");
-    return write_literal(p, "}}\n");
-  });
+  std::size_t room = kNotificationHead.size() + event_fields_size(event) + kNotificationTail;
+  append_written(out, room,
+                 [&](char* p) { return write_event_notification(p, event, ack, redelivered); });
 }
 
 std::string encode_event_notification(const Event& event, bool ack, bool redelivered) {
@@ -193,10 +216,87 @@ std::string encode_event_notification(const Event& event, bool ack, bool redeliv
   return out;
 }
 
-Line::Line(std::string_view text) : size_(text.size()) {
-  auto bytes = std::make_shared_for_overwrite<char[]>(text.size());
-  std::memcpy(bytes.get(), text.data(), text.size());
-  bytes_ = std::move(bytes);
+// ---- Line ----------------------------------------------------------------------------------
+// Lines come and go in bursts: thousands made as a burst of events is queued, freed together once
+// written. glibc's per-thread cache keeps seven blocks of a size and sends the rest through its
+// bins, which cost about 350 instructions for the malloc and free of a 250-byte line (callgrind,
+// docs/BENCHMARKS.md, pgnotify). Freed blocks of up to kPooledMax bytes are kept here instead, in
+// size classes of kClassBytes, up to kPoolBytes in all for each thread, and handed out again.
+// Under AddressSanitizer nothing is kept, so that it sees every use after free.
+namespace {
+
+constexpr std::size_t kClassBytes = 64;
+constexpr std::size_t kClasses = 16;
+constexpr std::size_t kPooledMax = kClasses * kClassBytes;
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)  // Clang's way to say it (the fuzzers)
+#define TOCSIN_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(TOCSIN_ASAN)
+constexpr std::size_t kPoolBytes = 0;
+#else
+constexpr std::size_t kPoolBytes = std::size_t{2} << 20;
+#endif
+
+struct FreeBlock {
+  FreeBlock* next;
+};
+
+thread_local bool pool_gone = false;  // trivially destructible: readable while the thread exits
+
+struct LinePool {
+  std::array<FreeBlock*, kClasses> free{};
+  std::size_t bytes = 0;
+  ~LinePool() {
+    for (FreeBlock*& head : free) {
+      while (head != nullptr) ::operator delete(std::exchange(head, head->next));
+    }
+    pool_gone = true;  // lines freed later in the thread's exit go back to the heap
+  }
+};
+
+LinePool* line_pool() {
+  if (pool_gone) return nullptr;
+  thread_local LinePool pool;
+  return &pool;
+}
+
+// The block size a line of `total` bytes (header included) is allocated with, and its class.
+std::size_t size_class(std::size_t total) { return (total - 1) / kClassBytes; }
+
+}  // namespace
+
+Line::Line(std::string_view text) {
+  std::size_t total = sizeof(Block) + text.size();
+  void* memory = nullptr;
+  if (total <= kPooledMax) {
+    std::size_t c = size_class(total);
+    total = (c + 1) * kClassBytes;
+    LinePool* pool = line_pool();
+    if (pool != nullptr && pool->free[c] != nullptr) {
+      memory = std::exchange(pool->free[c], pool->free[c]->next);
+      pool->bytes -= total;
+    }
+  }
+  if (memory == nullptr) memory = ::operator new(total);
+  block_ = ::new (memory) Block{1, text.size()};
+  std::memcpy(block_->bytes(), text.data(), text.size());
+}
+
+void Line::release(Block* block) {
+  std::size_t total = sizeof(Block) + block->size;
+  if (total <= kPooledMax) {
+    std::size_t c = size_class(total);
+    total = (c + 1) * kClassBytes;
+    LinePool* pool = line_pool();
+    if (pool != nullptr && pool->bytes + total <= kPoolBytes) {
+      pool->free[c] = ::new (static_cast<void*>(block)) FreeBlock{pool->free[c]};
+      pool->bytes += total;
+      return;
+    }
+  }
+  ::operator delete(block);
 }
 
 bool SubscriptionSpec::matches_source(const SourceRef& source) const {
@@ -207,10 +307,15 @@ bool SubscriptionSpec::matches_source(const SourceRef& source) const {
 
 Hub::Hub(const Clock& clock, SignalStats& stats) : clock_(clock), stats_(stats) {}
 
+// The line is written into a buffer kept from call to call, whose room is reckoned without a pass
+// over the event's short strings, and copied into a Line of its exact size.
 Line Hub::encode(const Event& event, bool ack, bool redelivered) {
-  scratch_.clear();
-  append_event_notification(scratch_, event, ack, redelivered);
-  return Line(scratch_);
+  std::size_t room = kNotificationHead.size() + event_fields_room(event, json_string_room) +
+                     kNotificationTail;
+  if (scratch_.size() < room) scratch_.resize(room);
+  char* end = write_event_notification(scratch_.data(), event, ack, redelivered);
+  assert(static_cast<std::size_t>(end - scratch_.data()) <= room);
+  return Line({scratch_.data(), static_cast<std::size_t>(end - scratch_.data())});
 }
 
 Hub::Client* Hub::find(ClientId id) {

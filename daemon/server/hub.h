@@ -28,8 +28,10 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "tocsin/clock.h"
@@ -57,18 +59,36 @@ struct Overflow {
 };
 
 // One encoded line, '\n' included, shared by every queue it is in: its bytes and its reference
-// count in one allocation (a queued event costs one block of memory, not a string and a control
-// block; measured: docs/BENCHMARKS.md, pgnotify).
+// count in one block of memory, kept for reuse when freed (hub.cc; measured: docs/BENCHMARKS.md,
+// pgnotify). The count is not atomic: lines live on the reactor's thread only.
 class Line {
  public:
   Line() = default;
   explicit Line(std::string_view text);
-  std::string_view view() const { return {bytes_.get(), size_}; }
-  explicit operator bool() const { return bytes_ != nullptr; }
+  Line(const Line& other) noexcept : block_(other.block_) {
+    if (block_ != nullptr) ++block_->refs;
+  }
+  Line(Line&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  Line& operator=(Line other) noexcept {
+    std::swap(block_, other.block_);
+    return *this;
+  }
+  ~Line() {
+    if (block_ != nullptr && --block_->refs == 0) release(block_);
+  }
+  std::string_view view() const {
+    return block_ == nullptr ? std::string_view{} : std::string_view{block_->bytes(), block_->size};
+  }
+  explicit operator bool() const { return block_ != nullptr; }
 
  private:
-  std::shared_ptr<const char[]> bytes_;
-  std::size_t size_ = 0;
+  struct Block {
+    std::size_t refs;
+    std::size_t size;
+    char* bytes() { return reinterpret_cast<char*>(this + 1); }
+  };
+  static void release(Block* block);
+  Block* block_ = nullptr;
 };
 
 // One thing for a session to write.

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tocsin/clock.h"
 #include "tocsin/result.h"
@@ -74,6 +75,11 @@ class Dispatcher {
   const Clock& clock_;
   SignalStats& stats_;
   std::shared_ptr<const SignalTable> table_;
+  // A table replaced while raises are running (a handler that reloads) is kept here until the
+  // outermost raise returns: a raise walks its table's handler lists without holding a reference
+  // of its own (an atomic increment and decrement for every event otherwise).
+  int raising_ = 0;
+  std::vector<std::shared_ptr<const SignalTable>> retired_;
   UnhandledSink unhandled_sink_;
   std::uint64_t seq_ = 0;
 };

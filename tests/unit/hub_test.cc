@@ -1,6 +1,7 @@
 // The Hub's delivery rules with a ManualClock and no sockets.
 #include "server/hub.h"
 
+#include <date/date.h>
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -159,6 +160,60 @@ TEST_F(HubTest, EscapesAtEveryPositionOfShortAndWordSizedStrings) {
       }
     }
   }
+}
+
+// The time is formatted once a second and its microseconds two digits at a time: every digit
+// position, both sides of the epoch, against the date library.
+TEST(Rfc3339Test, EveryMicrosecondDigitAndBothSidesOfTheEpoch) {
+  using namespace std::chrono;
+  for (sys_seconds base : {sys_days{year{2026} / 11 / 22} + 13h + 5min + 9s,
+                           sys_days{year{1969} / 12 / 31} + 23h + 59min + 58s}) {
+    for (std::int64_t us : {0, 1, 9, 10, 42, 99, 100, 999, 1000, 9999, 10000, 99999, 100000,
+                            123456, 500000, 909090, 999999, 1000000, 1999999}) {
+      system_clock::time_point t = base + microseconds(us);
+      EXPECT_EQ(format_rfc3339(t), date::format("%FT%TZ", floor<microseconds>(t)))
+          << us << " us after " << date::format("%F %T", base);
+    }
+  }
+}
+
+// Lines share one block by reference and their freed blocks are kept for reuse by size class:
+// every line keeps its own bytes through copies, moves and assignments, at every class boundary,
+// past the largest pooled size, and across a burst larger than the pool holds.
+TEST(LineTest, KeepsItsBytesThroughCopiesMovesAndReuse) {
+  auto text = [](std::size_t n, char c) {
+    std::string s(n, c);
+    if (n > 0) s.back() = '\n';
+    return s;
+  };
+  for (int round = 0; round < 3; ++round) {  // the later rounds run on reused blocks
+    std::vector<Line> lines;
+    std::vector<std::string> want;
+    for (std::size_t n : {0, 1, 47, 48, 49, 111, 112, 113, 1007, 1008, 1009, 5000}) {
+      char c = static_cast<char>('a' + (n + round) % 26);
+      lines.emplace_back(text(n, c));
+      want.push_back(text(n, c));
+    }
+    for (int i = 0; i < 20000; ++i) {  // ~5 MB of 250-byte lines: more than the pool keeps
+      std::string t = std::to_string(round) + ":" + std::to_string(i) + std::string(240, 'x');
+      lines.emplace_back(t);
+      want.push_back(t);
+    }
+    std::vector<Line> copies(lines.begin(), lines.end());
+    for (std::size_t i = 0; i < lines.size(); i += 2) lines[i] = Line();  // half the originals go
+    Line moved = std::move(copies[3]);
+    EXPECT_FALSE(copies[3]);
+    copies[3] = moved;
+    const Line& same = copies[5];
+    copies[5] = same;  // self-assignment keeps it
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(copies[i].view(), want[i]) << "round " << round << ", line " << i;
+      if (i % 2 == 1) {
+        ASSERT_EQ(lines[i].view(), want[i]);
+      }
+    }
+  }
+  EXPECT_EQ(Line().view(), "");
 }
 
 TEST_F(HubTest, BroadcastGoesOnceToEachMatchingClient) {
