@@ -77,34 +77,27 @@ char* write_escaped(char* p, unsigned char c) {
 // copied as one word, the rest byte by byte: the strings of an event are mostly short (names, ids,
 // small payloads), where calls to memcpy for each run cost more than the bytes.
 char* write_json_string(char* p, std::string_view s) {
-  *p++ = '"';
-  const char* in = s.data();
-  const char* end = in + s.size();
-  while (end - in >= 8) {
-    std::uint64_t x = load8(in);
-    if (!any_needs_escape(x)) {
-      std::memcpy(p, &x, 8);
-      p += 8;
-      in += 8;
-      continue;
-    }
-    for (const char* stop = in + 8; in < stop; ++in) {
-      auto c = static_cast<unsigned char>(*in);
-      if (kEscapeExtra[c] == 0) {
-        *p++ = static_cast<char>(c);
-      } else {
-        p = write_escaped(p, c);
-      }
-    }
-  }
-  for (; in < end; ++in) {
-    auto c = static_cast<unsigned char>(*in);
+  auto put = [&p](char ch) {
+    auto c = static_cast<unsigned char>(ch);
     if (kEscapeExtra[c] == 0) {
-      *p++ = static_cast<char>(c);
+      *p++ = ch;
     } else {
       p = write_escaped(p, c);
     }
+  };
+  *p++ = '"';
+  const char* in = s.data();
+  const char* end = in + s.size();
+  for (; end - in >= 8; in += 8) {
+    std::uint64_t x = load8(in);
+    if (any_needs_escape(x)) {
+      for (int i = 0; i < 8; ++i) put(in[i]);
+    } else {
+      std::memcpy(p, &x, 8);
+      p += 8;
+    }
   }
+  for (; in < end; ++in) put(*in);
   *p++ = '"';
   return p;
 }
