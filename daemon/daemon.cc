@@ -415,6 +415,10 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   SignalStats& stats() override { return stats_; }
   const std::string& state_dir() const override { return state_dir_; }
 
+  CronStateInfo cron_state() const override {
+    CronStateHealth h = cron_.state_health();
+    return {std::move(h.path), std::move(h.error), h.failing_since};
+  }
   std::vector<CronInfo> cron_list(std::size_t limit) const override {
     std::vector<CronInfo> out;
     for (const auto& j : cron_.list(limit)) {

@@ -518,6 +518,18 @@ Json file_monitors_json(const ServerHost& host, std::size_t limit) {
   return list;
 }
 
+// The cron state file: `ok`, `failing` (with the error and since when) or `none` (not written
+// yet: no job has fired, or no state_dir).
+Json cron_state_json(const ServerHost& host) {
+  CronStateInfo s = host.cron_state();
+  if (s.path.empty()) return {{"state", "none"}};
+  if (s.error.empty()) return {{"state", "ok"}, {"path", s.path}};
+  return {{"state", "failing"},
+          {"path", s.path},
+          {"error", s.error},
+          {"failing_since", format_rfc3339(s.failing_since)}};
+}
+
 Json status(Context& ctx) {
   ServerCore& core = ctx.core;
   std::unordered_map<ClientId, const Peer*> peers;
@@ -553,6 +565,7 @@ Json status(Context& ctx) {
                                {"sources", sources_json(core.host, 100)},
                                {"plugins", core.host.plugins_status()},
                                {"file_monitors", file_monitors_json(core.host, 100)},
+                               {"cron_state", cron_state_json(core.host)},
                                {"clients_detail", std::move(clients)}});
 }
 

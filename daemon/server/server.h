@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string_view>
@@ -64,6 +65,13 @@ struct CronInfo {
   bool from_config = false;
 };
 
+// How the cron state file's last write went, for `status`.
+struct CronStateInfo {
+  std::string path;   // empty: not written or tried yet
+  std::string error;  // empty: the last write succeeded
+  std::chrono::system_clock::time_point failing_since{};
+};
+
 // A run-time view of one file monitor, for `status`.
 struct FileMonitorInfo {
   std::string id;
@@ -105,6 +113,8 @@ class ServerHost {
   virtual Result<void> remove_source(const std::string& id) = 0;
   virtual std::size_t cron_count() const = 0;
   virtual std::vector<CronInfo> cron_list(std::size_t limit) const = 0;
+  // How the last write of the cron state file went (path empty: none written or tried yet).
+  virtual CronStateInfo cron_state() const = 0;
   // Each running plugin's own status, by name.
   virtual nlohmann::json plugins_status() const = 0;
   // For status: the timer counts (kernel, rb) and up to `limit` of each kind with their state.

@@ -133,6 +133,11 @@ class StateWriter {
     pending_.reset();
   }
 
+  CronStateHealth health() const {
+    std::lock_guard lock(health_mu_);
+    return health_;
+  }
+
  private:
   struct Pending {
     std::string dir, path, text;
@@ -155,7 +160,14 @@ class StateWriter {
   }
 
   void write(Pending p) {
-    if (auto r = write_atomically(p.dir, p.path, p.text); !r) {
+    auto r = write_atomically(p.dir, p.path, p.text);
+    {
+      std::lock_guard lock(health_mu_);
+      health_.path = p.path;
+      if (!r && health_.error.empty()) health_.failing_since = std::chrono::system_clock::now();
+      health_.error = r ? std::string() : r.error().message;
+    }
+    if (!r) {
       if (r.error().message != last_error_) {
         spdlog::error("cron state {}: {}; missed: once cannot survive a restart", p.path,
                       r.error().message);
@@ -173,6 +185,8 @@ class StateWriter {
   bool stop_ = false;
   std::thread thread_;
   std::string last_error_;  // the writer thread's (or flush()'s, after the join)
+  mutable std::mutex health_mu_;  // write() runs with mu_ held (flush) or not (the thread)
+  CronStateHealth health_;
 };
 
 class CronSource::Impl {
@@ -373,6 +387,7 @@ class CronSource::Impl {
   }
 
   void set_claimer(Claimer claimer) { claimer_ = std::move(claimer); }
+  CronStateHealth state_health() const { return writer_.health(); }
 
   // ---- the state file ----
 
@@ -492,5 +507,6 @@ std::vector<cron::JobInfo> CronSource::list(std::size_t limit) const {
 }
 void CronSource::stop() { impl_->stop(); }
 void CronSource::set_claimer(Claimer claimer) { impl_->set_claimer(std::move(claimer)); }
+CronStateHealth CronSource::state_health() const { return impl_->state_health(); }
 
 }  // namespace tocsin

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,13 @@ class io_context;
 }
 
 namespace tocsin {
+
+// How the last write of the state file went, for `status`.
+struct CronStateHealth {
+  std::string path;   // empty until a state file has been written or tried
+  std::string error;  // the last write's error; empty when it succeeded
+  std::chrono::system_clock::time_point failing_since{};  // when writes began to fail
+};
 
 class CronSource {
  public:
@@ -56,6 +64,7 @@ class CronSource {
   void stop();
   // For `cluster: true` jobs: each slot fires only when this claims it.
   void set_claimer(Claimer claimer);
+  CronStateHealth state_health() const;
 
  private:
   class Impl;

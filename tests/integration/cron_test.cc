@@ -258,7 +258,12 @@ cron:
   // The new state is a complete JSON document naming the job.
   for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
     Json s = Json::parse(read_file(state_dir + "/cron-state.json"), nullptr, false);
-    if (!s.is_discarded() && s["jobs"].contains("secondly")) return;
+    if (!s.is_discarded() && s["jobs"].contains("secondly")) {
+      LineClient admin(sock);
+      Json st = status_until(admin, [](const Json& r) { return r["cron_state"]["state"] == "ok"; });
+      EXPECT_EQ(st["cron_state"]["state"], "ok") << st.dump();
+      return;
+    }
   }
   ADD_FAILURE() << "no state written: " << read_file(state_dir + "/cron-state.json");
 }
@@ -275,6 +280,10 @@ cron:
   LineClient sub(sock);
   sub.call("subscribe", {{"signals", {"job"}}});
   EXPECT_TRUE(next_from(sub, "secondly"));
+  Json st = sub.call("status")["result"]["cron_state"];
+  EXPECT_EQ(st["state"], "failing") << st.dump();
+  EXPECT_EQ(st["path"], state_dir + "/cron-state.json");
+  EXPECT_NE(st["error"].get<std::string>().find("Not a directory"), std::string::npos) << st.dump();
 }
 
 TEST_F(CronTest, AMalformedExpressionInYamlIsReportedWithLineAndColumn) {

@@ -379,8 +379,21 @@ cron:
   LineClient sub(sock);
   sub.call("subscribe", {{"signals", {"job"}}});
   std::size_t from = 0;
+  LineClient admin(sock);
   d.expect_line("No space left on device", &from);
   const int base = d.open_fds();
+  // status says so too, with the error and since when.
+  auto cron_state = [&](const char* want) {
+    return status_until(admin, [&](const Json& st) {
+      return st["cron_state"]["state"] == want;
+    })["cron_state"];
+  };
+  Json failing = cron_state("failing");
+  ASSERT_EQ(failing["state"], "failing") << failing.dump();
+  EXPECT_NE(failing["error"].get<std::string>().find("No space left on device"), std::string::npos)
+      << failing.dump();
+  EXPECT_EQ(failing["path"], state + "/cron-state.json");
+  EXPECT_TRUE(failing["failing_since"].is_string()) << failing.dump();
   // The jobs go on firing while nothing can be written.
   for (int i = 0; i < 2; ++i) {
     auto n = sub.next_notification(deadline_in(kWait));
@@ -394,9 +407,13 @@ cron:
   std::filesystem::remove(seen + "/fill");
   d.expect_line("written again", &from);
   EXPECT_TRUE(std::filesystem::exists(seen + "/cron-state.json"));
+  EXPECT_EQ(cron_state("ok")["state"], "ok");
   // Read-only: refused, logged, the jobs still fire; writable again: written again.
   in_namespace(d.pid(), "--mount", "mount -o remount,ro " + state);
   d.expect_line("Read-only file system", &from);
+  Json read_only = cron_state("failing");
+  EXPECT_NE(read_only["error"].get<std::string>().find("Read-only file system"), std::string::npos)
+      << read_only.dump();
   auto n = sub.next_notification(deadline_in(kWait));
   ASSERT_TRUE(n && (*n)["method"] == "signal") << d.log();
   in_namespace(d.pid(), "--mount", "mount -o remount,rw " + state);
