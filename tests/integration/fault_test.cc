@@ -376,10 +376,12 @@ cron:
                                                        "/fill 2>/dev/null; true"));
   // The daemon's view of the directory, through its mount namespace.
   const std::string seen = "/proc/" + std::to_string(d.pid()) + "/root" + state;
+  // Both connections accepted before the fd count is taken: the daemon accepts in order, and the
+  // subscription's answer means it has taken the later one.
+  LineClient admin(sock);
   LineClient sub(sock);
   sub.call("subscribe", {{"signals", {"job"}}});
   std::size_t from = 0;
-  LineClient admin(sock);
   d.expect_line("No space left on device", &from);
   const int base = d.open_fds();
   // status says so too, with the error and since when.
