@@ -297,54 +297,37 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0.0 : v[v.size() / 2];
   };
-
-  if (*throughput && in_turn) {
-    std::printf("throughput in turn: count=%zu batch=%d rounds=%d\n", count, batch, rounds);
-    std::vector<double> raw_rates, via_rates;
-    for (int round = 1; round <= rounds; ++round) {
-      // One burst of --count for each receiver, which goes first alternating from round to round.
-      double a = 0, b = 0;
-      std::int64_t raw_cpu = 0, daemon_cpu = 0, sub_cpu = 0;
-      auto raw_turn = [&] {
-        raw.clear();
-        std::int64_t cpu0 = thread_cpu_ns(t1);
-        std::int64_t t0 = now_us();
-        publish(raw_channel);
-        wait_all(raw, count, "the raw listener");
-        a = rate(raw, t0, "the raw listener");
-        raw_cpu = thread_cpu_ns(t1) - cpu0;
-      };
-      auto tocsind_turn = [&] {
-        via.clear();
-        std::int64_t daemon0 = process_cpu_ns(d.pid), sub0 = thread_cpu_ns(t2);
-        std::int64_t t0 = now_us();
-        publish("bench");
-        wait_all(via, count, "the tocsind subscriber");
-        b = rate(via, t0, "the tocsind subscriber");
-        daemon_cpu = process_cpu_ns(d.pid) - daemon0;
-        sub_cpu = thread_cpu_ns(t2) - sub0;
-      };
-      if (round % 2 == 1) {
-        raw_turn();
-        tocsind_turn();
-      } else {
-        tocsind_turn();
-        raw_turn();
-      }
-      std::printf("  round %d: raw %.0f/s (CPU %.0fns each), tocsind %.0f/s (CPU %.0fns + its "
-                  "subscriber %.0fns each): %.1f%%\n",
-                  round, a, per(raw_cpu), b, per(daemon_cpu), per(sub_cpu), 100.0 * b / a);
-      raw_rates.push_back(a);
-      via_rates.push_back(b);
+  // CPU spent so far by tocsind (from /proc), the raw listener's thread and the subscriber's.
+  struct Cpu {
+    std::int64_t daemon = 0, raw = 0, sub = 0;
+  };
+  auto cpu_now = [&] { return Cpu{process_cpu_ns(d.pid), thread_cpu_ns(t1), thread_cpu_ns(t2)}; };
+  // One burst of --count on `channel`, taken by the raw listener, the subscriber or both: the
+  // rate each reached (0 for one not taking part) and the CPU spent meanwhile.
+  struct Burst {
+    double raw = 0, via = 0;
+    Cpu cpu;
+  };
+  auto burst = [&](const std::string& channel, bool to_raw, bool to_via) {
+    if (to_raw) raw.clear();
+    if (to_via) via.clear();
+    Cpu before = cpu_now();
+    std::int64_t t0 = now_us();
+    publish(channel);
+    Burst b;
+    if (to_raw) {
+      wait_all(raw, count, "the raw listener");
+      b.raw = rate(raw, t0, "the raw listener");
     }
-    double a = median(raw_rates), b = median(via_rates);
-    std::printf("  medians: raw libpq listener %.0f/s, tocsind subscriber %.0f/s: %.1f%% of raw "
-                "(target: at least 90%%)\n",
-                a, b, 100.0 * b / a);
-  }
-  std::int64_t t0 = now_us();
-  std::int64_t daemon_cpu0 = process_cpu_ns(d.pid);
-  std::int64_t raw_cpu0 = thread_cpu_ns(t1), via_cpu0 = thread_cpu_ns(t2);
+    if (to_via) {
+      wait_all(via, count, "the tocsind subscriber");
+      b.via = rate(via, t0, "the tocsind subscriber");
+    }
+    Cpu after = cpu_now();
+    b.cpu = {after.daemon - before.daemon, after.raw - before.raw, after.sub - before.sub};
+    return b;
+  };
+
   if (*latency) {
     for (std::size_t i = 0; i < count; ++i) {
       std::string payload = std::to_string(now_us());
@@ -353,21 +336,8 @@ int main(int argc, char** argv) {
                            nullptr, 0));
       std::this_thread::sleep_for(std::chrono::microseconds(interval_us));  // the send rate
     }
-  } else if (!in_turn) {
-    publish("bench");
-  }
-  if (!in_turn) {
     wait_all(raw, count, "the raw listener");
     wait_all(via, count, "the tocsind subscriber");
-  }
-  std::int64_t daemon_cpu = process_cpu_ns(d.pid) - daemon_cpu0;
-  std::int64_t raw_cpu = thread_cpu_ns(t1) - raw_cpu0, via_cpu = thread_cpu_ns(t2) - via_cpu0;
-  stop = true;
-  t1.join();
-  t2.join();
-  PQfinish(pub);
-
-  if (*latency) {
     auto lat = [](Received& r) {
       std::vector<std::int64_t> v;
       for (auto& [t, p] : r.items) v.push_back(t - std::stoll(p));
@@ -385,14 +355,42 @@ int main(int argc, char** argv) {
                 static_cast<long long>(percentile(b, 1.0)));
     std::printf("  p99 difference: %lldus (target: at most 1000us)\n",
                 static_cast<long long>(percentile(b, 0.99) - percentile(a, 0.99)));
-  } else if (!in_turn) {
-    double a = rate(raw, t0, "the raw listener"), b = rate(via, t0, "the tocsind subscriber");
+  } else if (in_turn) {
+    std::printf("throughput in turn: count=%zu batch=%d rounds=%d\n", count, batch, rounds);
+    std::vector<double> raw_rates, via_rates;
+    for (int round = 1; round <= rounds; ++round) {
+      // One burst for each receiver; which goes first alternates from round to round.
+      Burst r, v;
+      if (round % 2 == 1) {
+        r = burst(raw_channel, true, false);
+        v = burst("bench", false, true);
+      } else {
+        v = burst("bench", false, true);
+        r = burst(raw_channel, true, false);
+      }
+      std::printf("  round %d: raw %.0f/s (CPU %.0fns each), tocsind %.0f/s (CPU %.0fns + its "
+                  "subscriber %.0fns each): %.1f%%\n",
+                  round, r.raw, per(r.cpu.raw), v.via, per(v.cpu.daemon), per(v.cpu.sub),
+                  100.0 * v.via / r.raw);
+      raw_rates.push_back(r.raw);
+      via_rates.push_back(v.via);
+    }
+    double a = median(raw_rates), b = median(via_rates);
+    std::printf("  medians: raw libpq listener %.0f/s, tocsind subscriber %.0f/s: %.1f%% of raw "
+                "(target: at least 90%%)\n",
+                a, b, 100.0 * b / a);
+  } else {
+    Burst b = burst("bench", true, true);
     std::printf("throughput count=%zu batch=%d\n", count, batch);
-    std::printf("  raw libpq listener: %.0f notifications/s\n", a);
+    std::printf("  raw libpq listener: %.0f notifications/s\n", b.raw);
     std::printf("  tocsind subscriber: %.0f notifications/s (%.1f%% of raw; target: at least 90%%)\n",
-                b, 100.0 * b / a);
+                b.via, 100.0 * b.via / b.raw);
     std::printf("  CPU per notification: tocsind %.0fns + its subscriber %.0fns; raw listener %.0fns\n",
-                per(daemon_cpu), per(via_cpu), per(raw_cpu));
+                per(b.cpu.daemon), per(b.cpu.sub), per(b.cpu.raw));
   }
+  stop = true;
+  t1.join();
+  t2.join();
+  PQfinish(pub);
   return 0;
 }

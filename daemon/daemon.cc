@@ -415,10 +415,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   SignalStats& stats() override { return stats_; }
   const std::string& state_dir() const override { return state_dir_; }
 
-  CronStateInfo cron_state() const override {
-    CronStateHealth h = cron_.state_health();
-    return {std::move(h.path), std::move(h.error), h.failing_since};
-  }
+  CronStateHealth cron_state() const override { return cron_.state_health(); }
   std::vector<CronInfo> cron_list(std::size_t limit) const override {
     std::vector<CronInfo> out;
     for (const auto& j : cron_.list(limit)) {

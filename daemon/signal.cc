@@ -93,15 +93,9 @@ char* write_rfc3339(char* out, std::chrono::system_clock::time_point t) {
   return out + 7;
 }
 
-void append_rfc3339(std::string& out, std::chrono::system_clock::time_point t) {
-  char buf[kRfc3339MaxBytes];
-  out.append(buf, static_cast<std::size_t>(write_rfc3339(buf, t) - buf));
-}
-
 std::string format_rfc3339(std::chrono::system_clock::time_point t) {
-  std::string out;
-  append_rfc3339(out, t);
-  return out;
+  char buf[kRfc3339MaxBytes];
+  return std::string(buf, write_rfc3339(buf, t));
 }
 
 std::string describe_event(const Event& event) {

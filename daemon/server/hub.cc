@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <new>
+#include <optional>
 #include <utility>
 
 namespace tocsin {
@@ -197,15 +198,11 @@ std::string encode_event_object(const Event& event) {
   return out;
 }
 
-void append_event_notification(std::string& out, const Event& event, bool ack, bool redelivered) {
+std::string encode_event_notification(const Event& event, bool ack, bool redelivered) {
+  std::string out;
   std::size_t room = kNotificationHead.size() + event_fields_size(event) + kNotificationTail;
   append_written(out, room,
                  [&](char* p) { return write_event_notification(p, event, ack, redelivered); });
-}
-
-std::string encode_event_notification(const Event& event, bool ack, bool redelivered) {
-  std::string out;
-  append_event_notification(out, event, ack, redelivered);
   return out;
 }
 
@@ -255,21 +252,30 @@ LinePool* line_pool() {
   return &pool;
 }
 
-// The block size a line of `total` bytes (header included) is allocated with, and its class.
-std::size_t size_class(std::size_t total) { return (total - 1) / kClassBytes; }
+// The pool's size class for a block of `total` bytes (header included), and the size every block
+// of that class is allocated with; nothing for blocks too large to pool.
+struct SizeClass {
+  std::size_t index;
+  std::size_t bytes;
+};
+std::optional<SizeClass> size_class(std::size_t total) {
+  if (total > kPooledMax) return std::nullopt;
+  std::size_t index = (total - 1) / kClassBytes;
+  return SizeClass{index, (index + 1) * kClassBytes};
+}
 
 }  // namespace
 
 Line::Line(std::string_view text) {
   std::size_t total = sizeof(Block) + text.size();
   void* memory = nullptr;
-  if (total <= kPooledMax) {
-    std::size_t c = size_class(total);
-    total = (c + 1) * kClassBytes;
+  auto c = size_class(total);
+  if (c) {
+    total = c->bytes;
     LinePool* pool = line_pool();
-    if (pool != nullptr && pool->free[c] != nullptr) {
-      memory = std::exchange(pool->free[c], pool->free[c]->next);
-      pool->bytes -= total;
+    if (pool != nullptr && pool->free[c->index] != nullptr) {
+      memory = std::exchange(pool->free[c->index], pool->free[c->index]->next);
+      pool->bytes -= c->bytes;
     }
   }
   if (memory == nullptr) memory = ::operator new(total);
@@ -278,16 +284,12 @@ Line::Line(std::string_view text) {
 }
 
 void Line::release(Block* block) {
-  std::size_t total = sizeof(Block) + block->size;
-  if (total <= kPooledMax) {
-    std::size_t c = size_class(total);
-    total = (c + 1) * kClassBytes;
-    LinePool* pool = line_pool();
-    if (pool != nullptr && pool->bytes + total <= kPoolBytes) {
-      pool->free[c] = ::new (static_cast<void*>(block)) FreeBlock{pool->free[c]};
-      pool->bytes += total;
-      return;
-    }
+  auto c = size_class(sizeof(Block) + block->size);
+  LinePool* pool = c ? line_pool() : nullptr;
+  if (pool != nullptr && pool->bytes + c->bytes <= kPoolBytes) {
+    pool->free[c->index] = ::new (static_cast<void*>(block)) FreeBlock{pool->free[c->index]};
+    pool->bytes += c->bytes;
+    return;
   }
   ::operator delete(block);
 }

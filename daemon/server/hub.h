@@ -103,8 +103,6 @@ void append_json_string(std::string& out, std::string_view s);
 
 // Serializes the `signal` notification for an event (ack and redelivered flags for one-of).
 std::string encode_event_notification(const Event& event, bool ack, bool redelivered);
-// The same, appended to `out` ('\n' included).
-void append_event_notification(std::string& out, const Event& event, bool ack, bool redelivered);
 // The event as a JSON object (the notification's params), for `wait` results.
 std::string encode_event_object(const Event& event);
 

@@ -9,6 +9,7 @@
 #include "dispatch/target_handler.h"
 #include "server/server_core.h"
 #include "server/session.h"
+#include "sources/cron_source.h"
 
 namespace tocsin::methods {
 
@@ -521,7 +522,7 @@ Json file_monitors_json(const ServerHost& host, std::size_t limit) {
 // The cron state file: `ok`, `failing` (with the error and since when) or `none` (not written
 // yet: no job has fired, or no state_dir).
 Json cron_state_json(const ServerHost& host) {
-  CronStateInfo s = host.cron_state();
+  CronStateHealth s = host.cron_state();
   if (s.path.empty()) return {{"state", "none"}};
   if (s.error.empty()) return {{"state", "ok"}, {"path", s.path}};
   return {{"state", "failing"},

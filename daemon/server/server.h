@@ -13,7 +13,6 @@
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string_view>
@@ -34,6 +33,8 @@ class io_context;
 }
 
 namespace tocsin {
+
+struct CronStateHealth;  // sources/cron_source.h
 
 class Hub;
 class ServerCore;
@@ -63,13 +64,6 @@ struct CronInfo {
   std::uint64_t missed = 0;
   std::uint64_t iterations = 0;
   bool from_config = false;
-};
-
-// How the cron state file's last write went, for `status`.
-struct CronStateInfo {
-  std::string path;   // empty: not written or tried yet
-  std::string error;  // empty: the last write succeeded
-  std::chrono::system_clock::time_point failing_since{};
 };
 
 // A run-time view of one file monitor, for `status`.
@@ -113,8 +107,8 @@ class ServerHost {
   virtual Result<void> remove_source(const std::string& id) = 0;
   virtual std::size_t cron_count() const = 0;
   virtual std::vector<CronInfo> cron_list(std::size_t limit) const = 0;
-  // How the last write of the cron state file went (path empty: none written or tried yet).
-  virtual CronStateInfo cron_state() const = 0;
+  // How the last write of the cron state file went (sources/cron_source.h).
+  virtual CronStateHealth cron_state() const = 0;
   // Each running plugin's own status, by name.
   virtual nlohmann::json plugins_status() const = 0;
   // For status: the timer counts (kernel, rb) and up to `limit` of each kind with their state.

@@ -22,6 +22,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 #include <spdlog/spdlog.h>
 #include <sstream>
 
@@ -159,24 +160,25 @@ class StateWriter {
     }
   }
 
+  // Writes, records how it went for status(), and logs a new error once and the first success
+  // after errors.
   void write(Pending p) {
     auto r = write_atomically(p.dir, p.path, p.text);
+    std::string error = r ? std::string() : r.error().message;
+    std::string previous;
     {
       std::lock_guard lock(health_mu_);
-      health_.path = p.path;
-      if (!r && health_.error.empty()) health_.failing_since = std::chrono::system_clock::now();
-      health_.error = r ? std::string() : r.error().message;
-    }
-    if (!r) {
-      if (r.error().message != last_error_) {
-        spdlog::error("cron state {}: {}; missed: once cannot survive a restart", p.path,
-                      r.error().message);
+      if (!error.empty() && health_.error.empty()) {
+        health_.failing_since = std::chrono::system_clock::now();
       }
-      last_error_ = r.error().message;
-      return;
+      health_.path = p.path;
+      previous = std::exchange(health_.error, error);
     }
-    if (!last_error_.empty()) spdlog::info("cron state {}: written again", p.path);
-    last_error_.clear();
+    if (error.empty()) {
+      if (!previous.empty()) spdlog::info("cron state {}: written again", p.path);
+    } else if (error != previous) {
+      spdlog::error("cron state {}: {}; missed: once cannot survive a restart", p.path, error);
+    }
   }
 
   std::mutex mu_;
@@ -184,8 +186,9 @@ class StateWriter {
   std::optional<Pending> pending_;
   bool stop_ = false;
   std::thread thread_;
-  std::string last_error_;  // the writer thread's (or flush()'s, after the join)
-  mutable std::mutex health_mu_;  // write() runs with mu_ held (flush) or not (the thread)
+  // How the last write went: written by write() (on the thread, or in flush() with mu_ held, so
+  // it has a mutex of its own), read by health() on the reactor's thread.
+  mutable std::mutex health_mu_;
   CronStateHealth health_;
 };
 

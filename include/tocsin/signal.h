@@ -48,8 +48,6 @@ bool is_valid_source_id(std::string_view id);
 
 // RFC 3339, UTC, microseconds: 2026-11-22T08:28:38.123456Z
 std::string format_rfc3339(std::chrono::system_clock::time_point t);
-// The same, appended to `out`.
-void append_rfc3339(std::string& out, std::chrono::system_clock::time_point t);
 // The same, written at `out` (at most kRfc3339MaxBytes: 27 until the year 9999); returns the end.
 // The event encoder's hot path: no allocation, the date formatted once per second.
 inline constexpr std::size_t kRfc3339MaxBytes = 88;

@@ -23,6 +23,17 @@ inline Deadline deadline_in(std::chrono::milliseconds d) {
 // failed anyway.
 inline constexpr std::chrono::milliseconds kWait{10000};
 
+// Reads `read()` again until `done(value)` holds or `within` has passed; returns the last value
+// read, so that the caller's assertion on it fails with what was seen.
+template <typename Read, typename Done>
+auto poll_until(Read read, Done done, std::chrono::milliseconds within = kWait) {
+  auto value = read();
+  for (auto until = deadline_in(within); !done(value) && std::chrono::steady_clock::now() < until;) {
+    value = read();
+  }
+  return value;
+}
+
 class DaemonProcess {
  public:
   // Starts TOCSIND_PATH with `args` (e.g. {"--config", path}).

@@ -116,12 +116,7 @@ using Json = LineClient::Json;
 
 Json status_until(LineClient& c, const std::function<bool(const Json&)>& done,
                   std::chrono::milliseconds within) {
-  Json status = c.call("status")["result"];
-  for (auto until = deadline_in(within);
-       !done(status) && std::chrono::steady_clock::now() < until;) {
-    status = c.call("status")["result"];
-  }
-  return status;
+  return poll_until([&] { return c.call("status")["result"]; }, done, within);
 }
 
 Json file_monitor_in(const Json& status, const std::string& id) {

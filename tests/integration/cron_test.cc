@@ -256,16 +256,15 @@ cron:
   ASSERT_TRUE(e) << "the job runs despite the corrupt state";
   EXPECT_EQ((*e)["payload_json"]["catch_up"], false);
   // The new state is a complete JSON document naming the job.
-  for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
-    Json s = Json::parse(read_file(state_dir + "/cron-state.json"), nullptr, false);
-    if (!s.is_discarded() && s["jobs"].contains("secondly")) {
-      LineClient admin(sock);
-      Json st = status_until(admin, [](const Json& r) { return r["cron_state"]["state"] == "ok"; });
-      EXPECT_EQ(st["cron_state"]["state"], "ok") << st.dump();
-      return;
-    }
-  }
-  ADD_FAILURE() << "no state written: " << read_file(state_dir + "/cron-state.json");
+  auto names_the_job = [](const Json& s) { return !s.is_discarded() && s["jobs"].contains("secondly"); };
+  Json state = poll_until(
+      [&] { return Json::parse(read_file(state_dir + "/cron-state.json"), nullptr, false); },
+      names_the_job);
+  ASSERT_TRUE(names_the_job(state)) << "no state written: "
+                                    << read_file(state_dir + "/cron-state.json");
+  LineClient admin(sock);
+  Json st = status_until(admin, [](const Json& r) { return r["cron_state"]["state"] == "ok"; });
+  EXPECT_EQ(st["cron_state"]["state"], "ok") << st.dump();
 }
 
 TEST_F(CronTest, AnUnwritableStateDirIsLoggedAndTheJobsStillRun) {

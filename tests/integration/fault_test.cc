@@ -26,19 +26,12 @@ signals:
 
 // Waits until the daemon holds at most `level` fds; returns what it holds.
 int wait_fds_at_most(const DaemonProcess& d, int level) {
-  int n = d.open_fds();
-  for (auto until = deadline_in(kWait); n > level && std::chrono::steady_clock::now() < until;) {
-    n = d.open_fds();
-  }
-  return n;
+  return poll_until([&] { return d.open_fds(); }, [&](int n) { return n <= level; });
 }
 
 // Waits until `path` does not exist; false if it still does at the deadline.
 bool gone_within(const std::string& path) {
-  for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
-    if (!std::filesystem::exists(path)) return true;
-  }
-  return !std::filesystem::exists(path);
+  return !poll_until([&] { return std::filesystem::exists(path); }, [](bool e) { return !e; });
 }
 
 // One line holding a batch of `count` raises of `news`, ids and payloads first, first+1, ...

@@ -59,8 +59,6 @@ struct ProtocolTest : ::testing::Test {
     return n && n->contains("params") ? (*n)["params"] : Json();
   }
 
-  int count_fds() { return daemon->open_fds(); }
-
   // The daemon still answers.
   void expect_alive() {
     LineClient c = connect();
@@ -458,7 +456,7 @@ TEST_F(ProtocolTest, ALineOverTheLimitIsRefusedAndClosed) {
 
 TEST_F(ProtocolTest, HalfMessagesAndAThousandConnectionsLeakNothing) {
   expect_alive();
-  int before = count_fds();
+  int before = daemon->open_fds();
   for (int i = 0; i < 1000; ++i) {
     LineClient c = connect();
     ASSERT_TRUE(c.connected());
@@ -467,12 +465,12 @@ TEST_F(ProtocolTest, HalfMessagesAndAThousandConnectionsLeakNothing) {
   }
   // The daemon closes its side as it notices each disconnect; wait until the count is back.
   auto deadline = deadline_in(kWait);
-  int after = count_fds();
+  int after = daemon->open_fds();
   while (after > before && std::chrono::steady_clock::now() < deadline) {
     LineClient probe = connect();  // a round trip lets the reactor process the closes
     probe.call("version");
     probe.close();
-    after = count_fds();
+    after = daemon->open_fds();
   }
   EXPECT_LE(after, before) << "fds leaked";
   // The last probe's close may still be on its way to the reactor: wait for the count to settle.
