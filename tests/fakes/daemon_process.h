@@ -28,9 +28,8 @@ inline constexpr std::chrono::milliseconds kWait{10000};
 template <typename Read, typename Done>
 auto poll_until(Read read, Done done, std::chrono::milliseconds within = kWait) {
   auto value = read();
-  for (auto until = deadline_in(within); !done(value) && std::chrono::steady_clock::now() < until;) {
-    value = read();
-  }
+  const Deadline until = deadline_in(within);
+  while (!done(value) && std::chrono::steady_clock::now() < until) value = read();
   return value;
 }
 

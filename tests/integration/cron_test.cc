@@ -256,7 +256,9 @@ cron:
   ASSERT_TRUE(e) << "the job runs despite the corrupt state";
   EXPECT_EQ((*e)["payload_json"]["catch_up"], false);
   // The new state is a complete JSON document naming the job.
-  auto names_the_job = [](const Json& s) { return !s.is_discarded() && s["jobs"].contains("secondly"); };
+  auto names_the_job = [](const Json& s) {
+    return !s.is_discarded() && s["jobs"].contains("secondly");
+  };
   Json state = poll_until(
       [&] { return Json::parse(read_file(state_dir + "/cron-state.json"), nullptr, false); },
       names_the_job);
