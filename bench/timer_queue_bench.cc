@@ -45,7 +45,7 @@
 #include <string>
 #include <vector>
 
-#include "sources/timer_queue.h"
+#include "sources/timer/timer_queue.h"
 
 namespace {
 

@@ -1,27 +1,21 @@
 #include "daemon.h"
 
+#include <malloc.h>
+
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "dispatch/hub.h"
 #include "dispatch/table_builder.h"
-#include <malloc.h>
-
-#include <algorithm>
-
-
-#include "server/hub.h"
-#include "server/server.h"
-#include "sources/file_monitor.h"
-#include "sources/timers.h"
 #include "log/log.h"
 #include "os/process.h"
 #include "os/systemd.h"
-#include "sources/posix_source.h"
-#include "sources/cron_source.h"
 #include "plugins/registry.h"
+#include "server/server.h"
+#include "tocsin/event_source.h"
 #include "tocsin/plugin.h"
-#include "cron/expression.h"
 
 namespace tocsin {
 
@@ -32,22 +26,9 @@ config::LoadResult load_for_daemon(const DaemonOptions& options) {
   if (!result.config) return result;
   if (options.socket_path) result.config->socket.path = *options.socket_path;
   if (options.log_level) result.config->log_level = *options.log_level;
-  result.errors = check_supported(*result.config);
-  for (auto& e : check_plugins(*result.config)) result.errors.push_back(std::move(e));
+  result.errors = check_plugins(*result.config);
   if (!result.errors.empty()) result.config.reset();
   return result;
-}
-
-std::vector<config::ConfigError> check_supported(const config::Config& config) {
-  std::vector<config::ConfigError> errors;
-  // Whether a plugin claims the slots of cluster jobs is the plugins' to say: check_plugins().
-  for (const auto& t : config.rb_timers) {
-    if (t.cluster) {
-      errors.push_back({t.where, "`cluster: true` is for timers and cron jobs; rb_timer `" + t.id +
-                                     "` cannot be clustered (make it a timer)"});
-    }
-  }
-  return errors;
 }
 
 class Daemon::Impl final : public ServerHost, public PluginHost {
@@ -58,25 +39,25 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
         dispatcher_(*clock_, stats_),
         hub_(*clock_, stats_),
         supervisor_(io_),
-        posix_(io_, dispatcher_,
-               {.reload = [this] { (void)reload(); }, .stop = [this](int) { request_stop(); }}),
-        timers_(io_, dispatcher_, *clock_),
-        cron_(io_, dispatcher_, *clock_),
-        files_(io_, dispatcher_, *clock_),
+        sources_(SourceContext{
+            .io = io_,
+            .dispatcher = dispatcher_,
+            .clock = *clock_,
+            .claimer =
+                [this](const std::string& job, std::int64_t slot, ClaimDone done) {
+                  if (Plugin* p = plugins_.claims()) {
+                    p->claim(job, slot, std::move(done));
+                  } else {
+                    done(false, "no plugin makes claims (cluster jobs need pgnotify)");
+                  }
+                },
+            .claims_available = [this] { return plugins_.claims() != nullptr; },
+            .reload = [this] { (void)reload(); },
+            .stop = [this](int) { request_stop(); }}),
         server_(io_, hub_, *this),
         plugins_(*this),
         stop_timer_(io_),
-        started_(clock_->steady_now()) {
-    Claimer claimer = [this](const std::string& job, std::int64_t slot, ClaimDone done) {
-      if (Plugin* p = plugins_.claims()) {
-        p->claim(job, slot, std::move(done));
-      } else {
-        done(false, "no plugin makes claims (cluster jobs need pgnotify)");
-      }
-    };
-    timers_.set_claimer(claimer);
-    cron_.set_claimer(claimer);
-  }
+        started_(clock_->steady_now()) {}
 
   ~Impl() override {
     // The handlers (and their children's callbacks) go before the reactor they live in.
@@ -91,7 +72,6 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     if (auto r = plugins_.prepare(config); !r) return r;
     auto table = build(config, nullptr);
     if (!table) return table.error();
-    if (auto r = posix_.start(config.posix_signals); !r) return r;
     dispatcher_.set_table(std::move(table.value()));
     if (auto r = plugins_.commit(config); !r) return r;
     dispatcher_.set_unhandled_sink(
@@ -101,19 +81,12 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
         !r) {
       return r;
     }
-    if (auto r = timers_.apply_config(config.timers, config.rb_timers); !r) return r;
-    files_.set_payload_limit(config.limits.payload_bytes);
-    if (auto r = files_.apply_config(config.file_monitors); !r) return r;
     // Last: @reboot jobs fire now, with the table and the socket in place.
-    if (auto r = cron_.apply_config(config.cron, config.state_dir, /*at_start=*/true); !r) return r;
+    if (auto r = sources_.apply_config(config, /*at_start=*/true); !r) return r;
     config_ = std::move(config);
     release_applied_config();
-    spdlog::info(
-        "tocsind {} ready: config {}, socket {}, {} signals, {} posix signal mappings, {} timers, "
-        "{} rb_timers, {} cron jobs, {} file monitors",
-        TOCSIN_VERSION, config_.file, server_.path(), dispatcher_.table().size(),
-        config_.posix_signals.size(), timers_.timer_count(), timers_.rb_timer_count(),
-        cron_.count(), files_.count());
+    spdlog::info("tocsind {} ready: config {}, socket {}, {} signals, sources: {}", TOCSIN_VERSION,
+                 config_.file, server_.path(), dispatcher_.table().size(), sources_.summary());
     os::systemd::notify("READY=1\nSTATUS=" + status_line());
     if (auto interval = os::systemd::watchdog_ping_interval()) {
       watchdog_interval_ = *interval;
@@ -126,10 +99,8 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   // One line for systemctl status.
   std::string status_line() const {
     return std::to_string(dispatcher_.table().size()) + " signals, " +
-           std::to_string(timers_.timer_count() + timers_.rb_timer_count()) + " timers, " +
-           std::to_string(cron_.count()) + " cron jobs, " +
-           std::to_string(server_.sessions()) + " clients, " +
-           std::to_string(supervisor_.live()) + " children, " +
+           std::to_string(sources_.count()) + " sources, " + std::to_string(server_.sessions()) +
+           " clients, " + std::to_string(supervisor_.live()) + " children, " +
            std::to_string(dispatcher_.last_seq()) + " events";
   }
 
@@ -154,10 +125,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     watchdog_timer_.cancel();
     spdlog::info("stopping: {} client(s), {} child process(es)", server_.sessions(),
                  supervisor_.live());
-    posix_.stop();
-    timers_.stop();
-    cron_.stop();
-    files_.stop();
+    sources_.stop();
     plugins_.stop_all();
     // Removing the handlers drops exec queues (logged, counted) and lets no new child start;
     // every child's process group is killed and reaped through the reactor; every client gets
@@ -193,7 +161,14 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     return r;
   }
 
+  // Everything that can fail is checked before anything changes: the file, the plugins, the
+  // table, and every source kind's configuration.
   Result<void> apply_reload() {
+    auto failed = [this](const Error& e) -> Result<void> {
+      plugins_.abort();
+      spdlog::error("reload failed: {}; the running configuration stays in force", e.message);
+      return e;
+    };
     config::LoadResult loaded = load_for_daemon(options_);
     if (!loaded.config) {
       std::string why;
@@ -207,52 +182,17 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
       return Error{why};
     }
     config::Config next = std::move(*loaded.config);
-    if (auto r = plugins_.prepare(next); !r) {
-      plugins_.abort();
-      spdlog::error("reload failed: {}; the running configuration stays in force",
-                    r.error().message);
-      return r;
-    }
+    if (auto r = plugins_.prepare(next); !r) return failed(r.error());
     auto table = build(next, &dispatcher_.table());
-    if (!table) {
-      plugins_.abort();
-      spdlog::error("reload failed: {}; the running configuration stays in force",
-                    table.error().message);
-      return table.error();
-    }
-    if (auto r = posix_.set_mappings(next.posix_signals); !r) {
-      plugins_.abort();
-      spdlog::error("reload failed: {}; the running configuration stays in force",
-                    r.error().message);
-      return r;
-    }
+    if (!table) return failed(table.error());
+    if (auto r = sources_.check_config(next); !r) return failed(r.error());
     if (next.socket.path != config_.socket.path || next.socket.mode != config_.socket.mode ||
         next.socket.group != config_.socket.group) {
       spdlog::warn("reload: socket settings changed; they take effect at the next start");
     }
-    if (auto r = check_source_ids(next); !r) {
-      plugins_.abort();
-      spdlog::error("reload failed: {}; the running configuration stays in force",
-                    r.error().message);
-      return r;
-    }
-    if (auto r = cron_.check_config(next.cron); !r) {
-      plugins_.abort();
-      spdlog::error("reload failed: {}; the running configuration stays in force",
-                    r.error().message);
-      return r;
-    }
-    if (auto r = timers_.apply_config(next.timers, next.rb_timers); !r) {
-      plugins_.abort();
-      spdlog::error("reload failed: {}; the running configuration stays in force",
-                    r.error().message);
-      return r;
-    }
-    (void)cron_.apply_config(next.cron, next.state_dir, /*at_start=*/false);  // checked above
-    files_.set_payload_limit(next.limits.payload_bytes);
-    if (auto r = files_.apply_config(next.file_monitors); !r) {
-      // Only a monitor that cannot start at all (no inotify fd) gets here: the check above
-      // refused id clashes before anything changed.
+    if (auto r = sources_.apply_config(next, /*at_start=*/false); !r) {
+      // Only a source that cannot start at all (no timerfd, no inotify fd) gets here: the check
+      // above refused everything a configuration can get wrong.
       spdlog::error("reload: {}", r.error().message);
     }
     dispatcher_.set_table(std::move(table.value()));
@@ -268,11 +208,8 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     next.socket = config_.socket;  // what is in force
     config_ = std::move(next);
     release_applied_config();
-    spdlog::info(
-        "reloaded: config {}, {} signals, {} posix signal mappings, {} timers, {} rb_timers, {} "
-        "cron jobs, {} file monitors",
-        config_.file, dispatcher_.table().size(), config_.posix_signals.size(),
-        timers_.timer_count(), timers_.rb_timer_count(), cron_.count(), files_.count());
+    spdlog::info("reloaded: config {}, {} signals, sources: {}", config_.file,
+                 dispatcher_.table().size(), sources_.summary());
     return ok();
   }
 
@@ -284,175 +221,14 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   double uptime_seconds() const override {
     return std::chrono::duration<double>(clock_->steady_now() - started_).count();
   }
-
-  // Ids are unique across every kind of source; a generated one is KIND:N.
-  bool source_exists(const std::string& id) const {
-    return timers_.contains(id) || cron_.contains(id) || files_.contains(id);
-  }
-  std::size_t source_count() const {
-    return timers_.timer_count() + timers_.rb_timer_count() + cron_.count() + files_.count();
-  }
-  Result<std::string> new_source_id(std::string id, SourceKind kind) {
-    if (id.empty()) {
-      do {
-        id = std::string(to_string(kind)) + ":" + std::to_string(++generated_ids_);
-      } while (source_exists(id));
-    } else if (source_exists(id)) {
-      return Error{"the id \"" + id + "\" is already used by another source", -32602};
-    }
-    if (source_count() >= config_.limits.sources) {
-      return Error{"limits.sources (" + std::to_string(config_.limits.sources) + ") reached",
-                   -32002};
-    }
-    return id;
-  }
-
-  Result<std::string> add_timer(config::TimerSpec spec, SourceKind kind) override {
-    auto id = new_source_id(spec.id, kind);
-    if (!id) return id.error();
-    spec.id = *id;
-    if (auto r = timers_.add(spec, kind, /*from_config=*/false); !r) return r.error();
-    return spec.id;
-  }
-
-  Result<std::string> add_cron(config::CronSpec spec) override {
-    auto id = new_source_id(spec.id, SourceKind::cron);
-    if (!id) return id.error();
-    spec.id = *id;
-    if (auto r = cron_.add(spec); !r) return r.error();
-    spdlog::info("cron job {} added: {}", spec.id,
-                 spec.uwsgi ? std::string("uwsgi form") : spec.schedule);
-    return spec.id;
-  }
-
-  Result<std::string> add_file_monitor(config::FileMonitorSpec spec) override {
-    auto id = new_source_id(spec.id, SourceKind::file);
-    if (!id) return id.error();
-    spec.id = *id;
-    spec.where = config::Location{"<add_file_monitor>", 0, 0};
-    if (auto r = files_.add(spec, /*from_config=*/false); !r) return r.error();
-    return spec.id;
-  }
-
-  FileMonitorSummary file_monitors(std::size_t limit) const override {
-    FileMonitorSummary s;
-    s.count = files_.count();
-    s.degraded = files_.degraded_count();
-    s.watches = files_.watch_count();
-    s.overflows = files_.overflow_count();
-    for (auto& f : files_.list(limit)) {
-      s.list.push_back(FileMonitorInfo{f.id, f.signal, f.path, f.recursive, std::move(f.degraded),
-                                       f.watches, f.unwatched, f.iterations, f.batches,
-                                       f.from_config});
-    }
-    return s;
-  }
-
-  Result<void> remove_source(const std::string& id) override {
-    if (timers_.remove(id) || cron_.remove(id) || files_.remove(id)) {
-      spdlog::info("source {} removed", id);
-      return ok();
-    }
-    return Error{"no source with id \"" + id + "\"", -32005};
-  }
-
-  // A reload may not give a configuration source the id of a run-time source of another kind
-  // (same-kind clashes are checked by each kind's apply_config). Changes nothing.
-  bool runtime_source(const std::string& id) const {
-    if (auto t = timers_.find(id); t && !t->from_config) return true;
-    if (auto f = files_.find(id); f && !f->from_config) return true;
-    return cron_.is_runtime(id);
-  }
-  Result<void> check_source_ids(const config::Config& next) const {
-    auto taken = [&](const std::string& id, const config::Location& where, const char* kind,
-                     bool same_kind_runtime) -> Result<void> {
-      if (!same_kind_runtime && runtime_source(id)) {
-        return Error{config::to_string(where) + ": " + kind + " id \"" + id +
-                     "\" is taken by a source added at run time (remove_source it first)"};
-      }
-      return ok();
-    };
-    for (const auto& c : next.cron) {
-      if (auto r = taken(c.id, c.where, "cron job", cron_.is_runtime(c.id)); !r) return r;
-    }
-    for (const auto& f : next.file_monitors) {
-      auto own = files_.find(f.id);
-      if (auto r = taken(f.id, f.where, "file monitor", own && !own->from_config); !r) return r;
-    }
-    for (const auto* list : {&next.timers, &next.rb_timers}) {
-      for (const auto& t : *list) {
-        auto own = timers_.find(t.id);
-        if (auto r = taken(t.id, t.where, "timer", own && !own->from_config); !r) return r;
-      }
-    }
-    return files_.check_config(next.file_monitors);
-  }
-
-  std::size_t cron_count() const override { return cron_.count(); }
-
+  SourceRegistry& sources() override { return sources_; }
   nlohmann::json plugins_status() const override { return plugins_.status(); }
-
-  // ---- PluginHost ----
-  asio::io_context& io() override { return io_; }
-  EventPtr raise(SignalId signal, SourceKind kind, std::string source_id,
-                 std::string payload) override {
-    return dispatcher_.raise(signal, SourceRef{kind, std::move(source_id)}, std::move(payload));
-  }
-  Result<SignalId> resolve_signal(const nlohmann::json& ref) const override {
-    if (ref.is_number_integer()) {
-      auto n = ref.get<std::int64_t>();
-      if (n >= 0 && n <= 255) return static_cast<SignalId>(n);
-      return Error{"a signal number is 0-255"};
-    }
-    if (ref.is_string()) {
-      if (const SignalEntry* e = dispatcher_.table().find(std::string_view(ref.get_ref<const std::string&>()))) {
-        return e->number;
-      }
-      return Error{"no signal named \"" + ref.get<std::string>() + "\""};
-    }
-    return Error{"a signal is a number or a name"};
-  }
-  SignalStats& stats() override { return stats_; }
-  const std::string& state_dir() const override { return state_dir_; }
-
-  CronStateHealth cron_state() const override { return cron_.state_health(); }
-  std::vector<CronInfo> cron_list(std::size_t limit) const override {
-    std::vector<CronInfo> out;
-    for (const auto& j : cron_.list(limit)) {
-      CronInfo info{.id = j.id,
-                    .signal = j.signal,
-                    .schedule = j.schedule,
-                    .zone = j.zone,
-                    .missed_policy = j.missed_policy == config::Missed::once ? "once" : "skip",
-                    .fired = j.fired,
-                    .missed = j.missed,
-                    .iterations = j.iterations,
-                    .from_config = j.from_config};
-      if (j.next) {
-        info.next = cron::format_in_zone(*j.next, *cron::find_zone(j.zone, nullptr));
-      }
-      out.push_back(std::move(info));
-    }
-    return out;
-  }
-
-  std::pair<std::size_t, std::size_t> timer_counts() const override {
-    return {timers_.timer_count(), timers_.rb_timer_count()};
-  }
-
-  std::vector<SourceInfo> timer_list(std::size_t limit) const override {
-    std::vector<SourceInfo> out;
-    for (const auto& t : timers_.list(limit)) {
-      out.push_back({t.id, t.kind, t.signal, t.every_ms, to_string(t.clock), t.iterations, t.fired,
-                     t.overruns, (t.next_ns - clock_->now_ns(t.clock)) / 1000000, t.from_config});
-    }
-    return out;
-  }
 
   Result<void> register_target(SignalId signal, const config::TargetHandler& target) override {
     for (const auto& [s, t] : runtime_targets_) {
       if (s == signal && t == target) {
-        return Error{"signal " + std::to_string(signal) + " already has this target", -32602};
+        return Error{"signal " + std::to_string(signal) + " already has this target",
+                     ErrorCode::invalid_params};
       }
     }
     runtime_targets_.emplace_back(signal, target);
@@ -472,7 +248,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
       return Error{"signal " + std::to_string(signal) +
                        " has no such run-time target (handlers from the configuration file are "
                        "changed there)",
-                   -32005};
+                   ErrorCode::not_found};
     }
     auto saved = *it;
     runtime_targets_.erase(it);
@@ -485,6 +261,32 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     return ok();
   }
 
+  // ---- PluginHost ----
+  asio::io_context& io() override { return io_; }
+  EventPtr raise(SignalId signal, SourceKind kind, std::string source_id,
+                 std::string payload) override {
+    return dispatcher_.raise(signal, SourceRef{kind, std::move(source_id)}, std::move(payload));
+  }
+  Result<SignalId> resolve_signal(const nlohmann::json& ref) const override {
+    if (ref.is_number_integer()) {
+      auto n = ref.get<std::int64_t>();
+      if (n >= 0 && n <= 255) return static_cast<SignalId>(n);
+      return Error{"a signal number is 0-255"};
+    }
+    if (ref.is_string()) {
+      if (const SignalEntry* e =
+              dispatcher_.table().find(std::string_view(ref.get_ref<const std::string&>()))) {
+        return e->number;
+      }
+      return Error{"no signal named \"" + ref.get<std::string>() + "\""};
+    }
+    return Error{"a signal is a number or a name"};
+  }
+  SignalStats& stats() override { return stats_; }
+  const std::string& state_dir() const override { return state_dir_; }
+  SourceRegistry& source_registry() override { return sources_; }
+
+ private:
   // The table of `config` plus the targets registered at run time, reusing the unchanged
   // handlers of `previous`.
   Result<std::shared_ptr<SignalTable>> build(const config::Config& config,
@@ -510,13 +312,11 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     return build_table(signals, previous, ctx);
   }
 
-  // Once applied, the timer lists live in TimerSources (reload compares against the live timers),
-  // so the config's copies go; and what parsing a big file left in malloc's free lists goes back
-  // to the kernel. A million rb_timers in YAML would otherwise cost kilobytes each.
+  // Once applied, the sources live in their kinds (a reload compares against the live ones), so
+  // the configuration's copies go; and what parsing a big file left in malloc's free lists goes
+  // back to the kernel. A million rb_timers in YAML would otherwise cost kilobytes each.
   void release_applied_config() {
-    std::vector<config::TimerSpec>().swap(config_.timers);
-    std::vector<config::TimerSpec>().swap(config_.rb_timers);
-    std::vector<config::CronSpec>().swap(config_.cron);
+    std::vector<std::shared_ptr<const SourceSpec>>().swap(config_.sources);
     ::malloc_trim(0);
   }
 
@@ -526,6 +326,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
                        static_cast<std::size_t>(l.subscriptions), l.ack_timeout};
   }
 
+ public:
   DaemonOptions options_;
   std::unique_ptr<Clock> clock_;
   asio::io_context io_{1};
@@ -533,10 +334,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   Dispatcher dispatcher_;
   Hub hub_;
   os::ProcessSupervisor supervisor_;
-  PosixSignalSource posix_;
-  TimerSources timers_;
-  CronSource cron_;
-  FileMonitors files_;
+  SourceRegistry sources_;
   Server server_;
   PluginRegistry plugins_;
   std::string state_dir_;
@@ -547,7 +345,6 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   config::Config config_;
   std::vector<std::pair<SignalId, config::TargetHandler>> runtime_targets_;
   bool stopping_ = false;
-  std::uint64_t generated_ids_ = 0;
   int pending_stop_parts_ = 0;
   int exit_code_ = 0;
 };

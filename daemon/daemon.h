@@ -1,6 +1,7 @@
 // daemon.h — the composition root (DESIGN §2): owns the io_context (one reactor, one thread), the
-// clock, the signal table and its counters, the dispatcher, the process supervisor and the
-// sources; starts them in order, reloads atomically and stops cleanly.
+// clock, the signal table and its counters, the dispatcher, the process supervisor, the source
+// registry (every source kind) and the server; starts them in order, reloads atomically and stops
+// cleanly.
 //
 // Start order: table (handlers) -> sources -> "ready". Stop order: sources -> handlers (queued
 // events dropped and logged, children's process groups killed and reaped) -> reactor, bounded by
@@ -30,12 +31,9 @@ struct DaemonOptions {
   std::optional<config::LogLevel> log_level;      // --log-level, overrides log.level
 };
 
-// Loads the config file and applies the command-line overrides, then refuses what this build does
-// not implement yet (check_supported). Used by start, reload and --check alike.
+// Loads the config file and applies the command-line overrides, then checks the plugins it names
+// (check_plugins). Used by start, reload and --check alike.
 config::LoadResult load_for_daemon(const DaemonOptions& options);
-
-// The parts of the schema that are parsed but not built yet, each refused with its location.
-std::vector<config::ConfigError> check_supported(const config::Config& config);
 
 inline constexpr std::chrono::seconds kStopGrace{2};
 

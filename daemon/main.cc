@@ -12,9 +12,10 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon.h"
+#include "tocsin/event_source.h"
 #include "log/log.h"
 #include "os/systemd.h"
-#include "sources/posix_source.h"
+#include "sources/posix/posix_source.h"
 
 int main(int argc, char** argv) {
   // Before anything else: SIGHUP/SIGTERM/SIGINT wait for the reactor instead of killing us, and a
@@ -66,11 +67,13 @@ int main(int argc, char** argv) {
       std::cerr << loaded.errors.size() << " error(s) in " << options.config_path << "\n";
       return 1;
     }
-    std::cout << options.config_path << ": ok (" << loaded.config->signals.size()
-              << " signals, " << loaded.config->posix_signals.size() << " posix signal mappings, "
-              << loaded.config->timers.size() << " timers, " << loaded.config->rb_timers.size()
-              << " rb_timers, " << loaded.config->cron.size() << " cron jobs, "
-              << loaded.config->file_monitors.size() << " file monitors)\n";
+    std::cout << options.config_path << ": ok (" << loaded.config->signals.size() << " signals";
+    for (const auto& kind : tocsin::source_kinds()) {
+      std::size_t n = 0;
+      for (const auto& s : loaded.config->sources) n += s->kind == kind.schema->kind() ? 1 : 0;
+      std::cout << ", " << n << " " << kind.schema->config_key();
+    }
+    std::cout << ")\n";
     return 0;
   }
   if (!loaded.config) {

@@ -8,20 +8,6 @@
 
 namespace tocsin {
 
-namespace {
-constexpr std::array<std::string_view, 8> kKindNames = {"timer", "rb_timer", "file", "cron",
-                                                         "posix", "pg",       "raise", "api"};
-}  // namespace
-
-std::string_view to_string(SourceKind kind) { return kKindNames[static_cast<size_t>(kind)]; }
-
-std::optional<SourceKind> source_kind_from_string(std::string_view text) {
-  for (size_t i = 0; i < kKindNames.size(); ++i) {
-    if (kKindNames[i] == text) return static_cast<SourceKind>(i);
-  }
-  return std::nullopt;
-}
-
 bool is_valid_signal_name(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   if (name[0] < 'a' || name[0] > 'z') return false;

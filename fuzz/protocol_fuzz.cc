@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "server/fast_raise.h"
-#include "server/hub.h"
+#include "protocol/fast_raise.h"
+#include "protocol/event_encoder.h"
 
 using Json = nlohmann::json;
 

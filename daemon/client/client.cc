@@ -18,6 +18,8 @@
 #include <cstring>
 #include <utility>
 
+#include "protocol/rpc_errors.h"
+
 namespace tocsin {
 
 namespace {
@@ -26,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
 Error errno_error(const std::string& what, int err) {
-  return Error{what + ": " + std::strerror(err), 0};
+  return Error{what + ": " + std::strerror(err), ErrorCode::transport};
 }
 
 // Milliseconds left until `deadline` for poll(): -1 for "no deadline", 0 when it has passed.
@@ -70,16 +72,18 @@ bool is_orphan_error(const nlohmann::json& msg) {
 // or each element of a list on its own line).
 Error to_error(const nlohmann::json& err) {
   Error e;
-  e.code = -32603;
+  e.code = ErrorCode::internal;
   if (!err.is_object()) {
     e.message = "malformed error reply: " + err.dump();
     return e;
   }
-  if (auto c = err.find("code"); c != err.end() && c->is_number_integer()) e.code = c->get<int>();
+  int code = rpc_code(ErrorCode::internal);
+  if (auto c = err.find("code"); c != err.end() && c->is_number_integer()) code = c->get<int>();
+  e.code = error_code_from_rpc(code);
   if (auto m = err.find("message"); m != err.end() && m->is_string()) {
     e.message = m->get<std::string>();
   } else {
-    e.message = "error " + std::to_string(e.code);
+    e.message = "error " + std::to_string(code);
   }
   if (auto d = err.find("data"); d != err.end() && !d->is_null()) {
     if (d->is_string()) {
@@ -98,7 +102,7 @@ Error to_error(const nlohmann::json& err) {
 Result<nlohmann::json> reply_value(const nlohmann::json& reply) {
   if (auto err = reply.find("error"); err != reply.end()) return to_error(*err);
   if (auto res = reply.find("result"); res != reply.end()) return *res;
-  return Error{"reply without result or error: " + reply.dump(), 0};
+  return Error{"reply without result or error: " + reply.dump(), ErrorCode::transport};
 }
 
 nlohmann::json as_list(const nlohmann::json& v) {
@@ -115,11 +119,11 @@ Client::Client(int fd) : fd_(fd) {}
 Result<Client> Client::connect(const std::string& socket_path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (socket_path.empty()) return Error{"connect: empty socket path", 0};
+  if (socket_path.empty()) return Error{"connect: empty socket path", ErrorCode::transport};
   if (socket_path.size() >= sizeof addr.sun_path) {
     return Error{"connect " + socket_path + ": path too long (at most " +
                      std::to_string(sizeof addr.sun_path - 1) + " bytes)",
-                 0};
+                 ErrorCode::transport};
   }
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -164,7 +168,7 @@ void Client::close() {
 // --- transport --------------------------------------------------------------------------------
 
 Result<void> Client::write_line(const std::string& line) {
-  if (fd_ < 0) return Error{"not connected", 0};
+  if (fd_ < 0) return Error{"not connected", ErrorCode::transport};
   const char* p = line.data();
   std::size_t left = line.size();
   while (left > 0) {
@@ -199,7 +203,7 @@ Result<bool> Client::read_line(std::string& out, TimePoint deadline) {
       return true;
     }
     scanned = inbuf_.size();
-    if (fd_ < 0) return Error{"not connected", 0};
+    if (fd_ < 0) return Error{"not connected", ErrorCode::transport};
     pollfd pfd{fd_, POLLIN, 0};
     int r = ::poll(&pfd, 1, poll_timeout(deadline));
     if (r < 0) {
@@ -219,7 +223,7 @@ Result<bool> Client::read_line(std::string& out, TimePoint deadline) {
     }
     if (n == 0) {
       close();
-      return Error{"connection closed by tocsind", 0};
+      return Error{"connection closed by tocsind", ErrorCode::transport};
     }
     inbuf_.append(buf, static_cast<std::size_t>(n));
   }
@@ -238,10 +242,10 @@ Result<Client::Json> Client::await_reply(std::int64_t id, TimePoint deadline) {
     auto got = read_line(line, deadline);
     if (!got) return got.error();
     if (!*got) {
-      return Error{"no reply to request " + std::to_string(id) + " within the timeout", 0};
+      return Error{"no reply to request " + std::to_string(id) + " within the timeout", ErrorCode::transport};
     }
     Json msg = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (msg.is_discarded()) return Error{"tocsind sent a line that is not JSON: " + line, 0};
+    if (msg.is_discarded()) return Error{"tocsind sent a line that is not JSON: " + line, ErrorCode::transport};
     if (auto orphan = file_message(std::move(msg))) return to_error((*orphan)["error"]);
   }
 }
@@ -307,7 +311,7 @@ Result<std::vector<Result<Client::Json>>> Client::call_batch(
   for (std::int64_t id : ids) {
     auto r = await_reply(id, deadline);
     // A transport failure fails the whole batch; an error reply is that request's result.
-    if (!r && r.error().code == 0) return r.error();
+    if (!r && r.error().code == ErrorCode::transport) return r.error();
     results.push_back(std::move(r));
   }
   return results;
@@ -344,7 +348,7 @@ Result<std::uint64_t> Client::raise(const Json& signal, const std::string& paylo
   auto r = call("raise", std::move(params));
   if (!r) return r.error();
   if (!r->is_object() || !(*r)["seq"].is_number_integer() || (*r)["seq"].get<std::int64_t>() < 0) {
-    return Error{"raise: unexpected result " + r->dump(), 0};
+    return Error{"raise: unexpected result " + r->dump(), ErrorCode::transport};
   }
   return (*r)["seq"].get<std::uint64_t>();
 }
@@ -359,7 +363,7 @@ Result<std::uint64_t> Client::subscribe(const Json& signals, bool ack, const Jso
   if (!r) return r.error();
   if (!r->is_object() || !(*r)["subscription"].is_number_integer() ||
       (*r)["subscription"].get<std::int64_t>() < 0) {
-    return Error{"subscribe: unexpected result " + r->dump(), 0};
+    return Error{"subscribe: unexpected result " + r->dump(), ErrorCode::transport};
   }
   return (*r)["subscription"].get<std::uint64_t>();
 }

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "tocsin/config.h"
+#include "tocsin/spec.h"
 
 namespace tocsin::config {
 
@@ -28,31 +29,6 @@ constexpr std::array<Unit, 4> kUnits = {{{"h", 3600000}, {"m", 60000}, {"s", 100
 // time point (nanoseconds in an int64) can never overflow.
 constexpr std::int64_t kMaxMillis = std::int64_t{87600} * 3600000;
 
-std::string shown(std::string_view text) {
-  constexpr std::size_t kMaxChars = 60;
-  std::string out = "\"";
-  std::size_t chars = 0;
-  for (char c : text) {
-    // Count characters, not bytes, so a cut never splits a UTF-8 sequence.
-    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80 && chars++ == kMaxChars) {
-      out += "...";
-      break;
-    }
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x",
-                    static_cast<unsigned>(static_cast<unsigned char>(c)));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -61,7 +37,7 @@ std::nullopt_t fail(std::string* why, std::string_view text, std::string_view de
   if (why != nullptr) {
     // Appended piecewise: GCC 12 -O2 warns falsely (-Warray-bounds) on the chained operator+.
     why->assign(kExpected);
-    why->append("; got ").append(shown(text));
+    why->append("; got ").append(spec::Reader::shown(text));
     if (!detail.empty()) why->append(" (").append(detail).append(")");
   }
   return std::nullopt;
@@ -95,7 +71,7 @@ std::optional<Millis> parse_duration(std::string_view text, std::string* why) {
       return fail(why, text, "fractions are not allowed; combine units, as in 1s500ms");
     }
     if (!is_letter(text[i])) {
-      return fail(why, text, "unexpected " + shown(text.substr(i, 1)) + " after a number");
+      return fail(why, text, "unexpected " + spec::Reader::shown(text.substr(i, 1)) + " after a number");
     }
     std::size_t unit = kUnits.size();
     for (std::size_t u = 0; u < kUnits.size(); ++u) {
@@ -111,7 +87,7 @@ std::optional<Millis> parse_duration(std::string_view text, std::string* why) {
       std::size_t end = i;
       while (end < text.size() && is_letter(text[end])) ++end;
       return fail(why, text,
-                  "unknown unit " + shown(text.substr(i, end - i)) + "; the units are ms, s, m, h");
+                  "unknown unit " + spec::Reader::shown(text.substr(i, end - i)) + "; the units are ms, s, m, h");
     }
     if (unit < next_unit) {
       return fail(why, text, "units go from the largest to the smallest, each once, as in 1h30m");

@@ -47,23 +47,22 @@ Result<void> CronScheduler::add(const config::CronSpec& spec, bool from_config,
                                 std::int64_t now_ms, const std::optional<SavedSlot>& saved,
                                 bool at_start) {
   if (spec.id.empty()) return Error{"a cron job needs an id"};
-  if (jobs_.contains(spec.id)) return Error{"the id \"" + spec.id + "\" is already used", -32602};
+  if (jobs_.contains(spec.id)) return Error{"the id \"" + spec.id + "\" is already used", ErrorCode::invalid_params};
   Parsed parsed = spec.uwsgi ? uwsgi(*spec.uwsgi) : parse(spec.schedule);
   if (!parsed.schedule) {
     return Error{"schedule: " + parsed.error.message + " (column " +
                      std::to_string(parsed.error.column) + ")",
-                 -32602};
+                 ErrorCode::invalid_params};
   }
   std::string why;
   const std::string& zone_name = !parsed.schedule->zone.empty() ? parsed.schedule->zone : spec.tz;
   const date::time_zone* zone = find_zone(zone_name, &why);
-  if (zone == nullptr) return Error{"tz: " + why, -32602};
+  if (zone == nullptr) return Error{"tz: " + why, ErrorCode::invalid_params};
 
   auto job = std::make_unique<Job>();
   job->spec = spec;
   // A hundred thousand jobs: keep only what reload and status need (docs/BENCHMARKS.md).
   job->spec.where = {};
-  job->spec.schedule_where = {};
   job->schedule = std::move(*parsed.schedule);
   if (!spec.uwsgi) std::string().swap(job->schedule.text);
   job->zone = zone;
@@ -167,7 +166,7 @@ void CronScheduler::collect(std::int64_t now_ms, bool clock_was_set, std::vector
     const std::int64_t late = now_ms - j.deadline_ms;
     j.next_slot.reset();
     Fire fire{.id = j.spec.id, .signal = j.spec.signal, .scheduled = slot, .late_ms = late,
-              .cluster = j.spec.cluster, .zone = j.zone};
+              .cluster = j.spec.clustered, .zone = j.zone};
     if (j.schedule.reboot) {
       fire.reboot = true;
       fire.iteration = ++j.fired;
@@ -240,6 +239,7 @@ std::vector<JobInfo> CronScheduler::list(std::size_t limit) const {
                           .zone = job->zone->name(),
                           .missed_policy = job->spec.missed,
                           .next = job->next_slot,
+                          .last = job->last_fired,
                           .fired = job->fired,
                           .missed = job->missed,
                           .iterations = job->spec.iterations,

@@ -29,7 +29,8 @@
 #include <vector>
 
 #include "cron/expression.h"
-#include "sources/timer_queue.h"
+#include "sources/timer/timer_queue.h"
+#include "sources/cron/cron_spec.h"
 #include "tocsin/config.h"
 #include "tocsin/result.h"
 #include "tocsin/signal.h"
@@ -60,6 +61,7 @@ struct JobInfo {
   std::string zone;
   config::Missed missed_policy = config::Missed::skip;
   std::optional<Seconds> next;  // the next slot
+  std::optional<Seconds> last;  // the latest slot an event stood for
   std::uint64_t fired = 0;
   std::uint64_t missed = 0;     // slots missed in total (fired as catch-ups or skipped)
   std::uint64_t iterations = 0;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "os/process.h"
-#include "server/hub.h"
+#include "dispatch/hub.h"
 #include "tocsin/config.h"
 #include "tocsin/result.h"
 #include "tocsin/signal_table.h"

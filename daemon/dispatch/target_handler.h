@@ -2,7 +2,7 @@
 // hands the event to the Hub, which queues it for the socket's clients. Never blocks.
 #pragma once
 
-#include "server/hub.h"
+#include "dispatch/hub.h"
 #include "tocsin/config.h"
 #include "tocsin/dispatcher.h"
 

@@ -1,5 +1,7 @@
 #include "plugins/registry.h"
 
+#include "tocsin/event_source.h"
+
 #include <dlfcn.h>
 #include <sys/stat.h>
 
@@ -124,8 +126,12 @@ std::vector<config::ConfigError> check_plugins(const config::Config& config) {
                                  ") needs the pgnotify plugin to claim its slots: add "
                                  "plugins: {pgnotify: {conninfo: ...}}"});
   };
-  for (const auto& t : config.timers) needs_claims(t.cluster, t.where, "timer `" + t.id + "`");
-  for (const auto& c : config.cron) needs_claims(c.cluster, c.where, "cron job `" + c.id + "`");
+  for (const auto& source : config.sources) {
+    const SourceSchema* schema = schema_for_kind(source->kind);
+    needs_claims(source->cluster(), source->where,
+                 std::string(schema ? schema->noun() : source->kind.name()) + " `" + source->id +
+                     "`");
+  }
   for (const auto& s : config.signals) {
     for (const auto& h : s.handlers) {
       const auto* ph = std::get_if<config::PluginHandler>(&h.kind);

@@ -1,7 +1,6 @@
 #include "server/server.h"
 
 #include <grp.h>
-#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,52 +29,6 @@ using Local = asio::local::stream_protocol;
 
 namespace {
 
-std::string user_name(uid_t uid) {
-  passwd pw{};
-  passwd* found = nullptr;
-  std::vector<char> buf(4096);
-  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found) return pw.pw_name;
-  return std::to_string(uid);
-}
-
-std::string group_name(gid_t gid) {
-  group gr{};
-  group* found = nullptr;
-  std::vector<char> buf(4096);
-  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found) return gr.gr_name;
-  return std::to_string(gid);
-}
-
-// SO_PEERCRED and SO_PEERGROUPS, resolved to names once per connection. Name lookups go through
-// NSS; with files (the usual case for a local daemon) they do not block.
-Peer read_peer(int fd, const std::string& admin_group) {
-  Peer p;
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-    p.uid = cred.uid;
-    p.gid = cred.gid;
-    p.pid = cred.pid;
-  }
-  p.user = user_name(p.uid);
-  std::vector<gid_t> gids(64);
-  socklen_t glen = static_cast<socklen_t>(gids.size() * sizeof(gid_t));
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids.data(), &glen) != 0 && errno == ERANGE) {
-    gids.resize(glen / sizeof(gid_t) + 1);
-    glen = static_cast<socklen_t>(gids.size() * sizeof(gid_t));
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids.data(), &glen) != 0) glen = 0;
-  }
-  gids.resize(glen / sizeof(gid_t));
-  if (std::find(gids.begin(), gids.end(), p.gid) == gids.end()) gids.push_back(p.gid);
-  for (gid_t g : gids) p.groups.push_back(group_name(g));
-  // Root, the daemon's own user (it could signal the daemon anyway; systemd runs ExecReload as
-  // that user), or a member of socket.admin_group.
-  p.admin = p.uid == 0 || p.uid == ::geteuid() ||
-            (!admin_group.empty() &&
-             std::find(p.groups.begin(), p.groups.end(), admin_group) != p.groups.end());
-  return p;
-}
-
 // Is something listening on `path`? A refused connection means a stale socket file.
 bool socket_is_live(const std::string& path) {
   os::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -89,23 +42,10 @@ bool socket_is_live(const std::string& path) {
 
 }  // namespace
 
-bool acl_allows(const std::optional<std::vector<std::string>>& list, const Peer& peer) {
-  if (!list) return true;
-  for (const auto& who : *list) {
-    if (!who.empty() && who[0] == '@') {
-      std::string_view g = std::string_view(who).substr(1);
-      if (std::find(peer.groups.begin(), peer.groups.end(), g) != peer.groups.end()) return true;
-    } else if (who == peer.user) {
-      return true;
-    }
-  }
-  return false;
-}
-
 // ---- ServerCore -----------------------------------------------------------------------------
 
 ServerCore::ServerCore(asio::io_context& io_context, Hub& h, ServerHost& server_host)
-    : io(io_context), hub(h), host(server_host), ack_timer_(io_context) {}
+    : io(io_context), hub(h), host(server_host), names(io_context), ack_timer_(io_context) {}
 
 void ServerCore::add_waiter(const std::shared_ptr<Session>& session, Json id,
                             std::optional<SignalId> signal,
@@ -217,12 +157,12 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
         co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
       }
-      Peer peer = read_peer(socket.native_handle(), core_.socket_spec.admin_group);
-      if (core_.session_count() >= core_.limits.clients) {
+      if (core_.session_count() + core_.resolving >= core_.limits.clients) {
+        Peer peer = read_credentials(socket.native_handle());
         spdlog::warn("client uid {} pid {} refused: limits.clients ({}) reached", peer.uid,
                      peer.pid, core_.limits.clients);
         std::string line =
-            methods::error_reply(nullptr, -32002,
+            methods::error_reply(nullptr, ErrorCode::limit_reached,
                                  "too many clients: limits.clients is " +
                                      std::to_string(core_.limits.clients))
                 .dump() +
@@ -233,9 +173,24 @@ class Acceptor : public std::enable_shared_from_this<Acceptor> {
         socket.close(ignored);
         continue;
       }
-      spdlog::debug("client connected: uid {} ({}) pid {}", peer.uid, peer.user, peer.pid);
-      auto session = std::make_shared<Session>(core_, std::move(socket), std::move(peer));
-      session->start();
+      // The peer's names may take a lookup off the reactor (NSS); the connection is not read
+      // until they are known.
+      ++core_.resolving;
+      auto pending = std::make_shared<Local::socket>(std::move(socket));
+      std::weak_ptr<Acceptor> weak = self;
+      core_.names.resolve(read_credentials(pending->native_handle()),
+                          core_.socket_spec.admin_group, [weak, pending](Peer peer) {
+                            auto acceptor = weak.lock();
+                            if (!acceptor) return;
+                            ServerCore& core = acceptor->core_;
+                            --core.resolving;
+                            if (core.stopping) return;  // the socket closes with `pending`
+                            spdlog::debug("client connected: uid {} ({}) pid {}", peer.uid,
+                                          peer.user, peer.pid);
+                            auto session = std::make_shared<Session>(core, std::move(*pending),
+                                                                     std::move(peer));
+                            session->start();
+                          });
     }
   }
 

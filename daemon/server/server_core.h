@@ -1,5 +1,6 @@
 // server_core.h — the state the sessions share (internal to daemon/server/): the hub, the host,
-// the limits, the waiters of `wait`, and the set of live sessions. Reactor thread only.
+// the limits, the waiters of `wait`, the set of live sessions and the peers' names (NameCache).
+// Reactor thread only.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -13,7 +14,8 @@
 #include <optional>
 #include <unordered_set>
 
-#include "server/hub.h"
+#include "dispatch/hub.h"
+#include "server/peer.h"
 #include "server/server.h"
 
 namespace tocsin {
@@ -27,6 +29,7 @@ class ServerCore {
   boost::asio::io_context& io;
   Hub& hub;
   ServerHost& host;
+  NameCache names;
   config::Limits limits;
   std::string path;
   config::SocketSpec socket_spec;
@@ -43,6 +46,9 @@ class ServerCore {
   void session_opened(const std::shared_ptr<Session>& s);
   void session_closed(Session* s);
   std::size_t session_count() const { return sessions_.size(); }
+  // Connections accepted whose peer's names are still being looked up: they count against
+  // limits.clients as sessions do.
+  std::size_t resolving = 0;
   std::vector<std::shared_ptr<Session>> sessions() const;
 
   std::function<void()> on_all_closed;

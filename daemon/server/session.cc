@@ -9,8 +9,8 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
-#include "dispatch/target_handler.h"
 #include "server/methods.h"
+#include "server/raise_rules.h"
 #include "server/server_core.h"
 
 namespace tocsin {
@@ -86,6 +86,11 @@ void Session::start() {
   asio::co_spawn(socket_.get_executor(), [self] { return self->writer(); }, asio::detached);
 }
 
+void Session::set_name(std::string name) {
+  name_ = std::move(name);
+  if (!name_.empty()) source_id_ = name_;
+}
+
 void Session::wake_writer() { writer_wake_.cancel(); }
 void Session::wake_reader() { reader_wake_.cancel(); }
 
@@ -157,9 +162,8 @@ asio::awaitable<void> Session::reader() {
     if (too_long && !closed_ && !draining_) {
       spdlog::warn("client {} ({}): a line over limits.line_bytes ({}): closing", client_,
                    peer_.user, core_.limits.line_bytes);
-      send_line(dump(methods::error_reply(nullptr, -32007,
-                                          "line too long: limits.line_bytes is " +
-                                              std::to_string(core_.limits.line_bytes))));
+      send_error(nullptr, ErrorCode::line_too_long,
+                 "line too long: limits.line_bytes is " + std::to_string(core_.limits.line_bytes));
       drain_and_close();
     }
   }
@@ -213,16 +217,13 @@ bool Session::try_fast_raise(std::string_view line) {
   const SignalTable& table = dispatcher.table();
   fast_signals_.clear();
   for (const auto& r : fast_) {
-    std::optional<SignalId> signal;
-    if (r.signal_is_name) {
-      signal = table.resolve(r.signal_name);
-    } else if (r.signal_number < kSignalCount) {
-      signal = static_cast<SignalId>(r.signal_number);
-    }
-    if (!signal || r.payload.size() > core_.limits.payload_bytes) return false;
-    if (const SignalEntry* e = table.find(*signal); e && !acl_allows(e->acl.raise, peer_)) {
+    // Anything check_raise refuses takes the full path, which words the error.
+    if (!r.signal_is_name && r.signal_number >= static_cast<std::uint64_t>(kSignalCount)) {
       return false;
     }
+    SignalRef ref{r.signal_is_name, static_cast<std::int64_t>(r.signal_number), r.signal_name};
+    auto signal = check_raise(table, core_.limits, peer_, ref, r.payload.size());
+    if (!signal) return false;
     fast_signals_.push_back(*signal);
   }
   std::string reply;
@@ -251,18 +252,18 @@ void Session::on_line(std::string_view line) {
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
   if (try_fast_raise(line)) return;
   if (nested_too_deep(line)) {
-    send_line(dump(methods::error_reply(
-        nullptr, -32700, "parse error: nested deeper than " + std::to_string(kMaxDepth))));
+    send_error(nullptr, ErrorCode::parse_error,
+               "parse error: nested deeper than " + std::to_string(kMaxDepth));
     return;
   }
   Json request = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded()) {
-    send_line(dump(methods::error_reply(nullptr, -32700, "parse error: not valid JSON")));
+    send_error(nullptr, ErrorCode::parse_error, "parse error: not valid JSON");
     return;
   }
   if (request.is_array()) {
     if (request.empty()) {
-      send_line(dump(methods::error_reply(nullptr, -32600, "invalid request: empty batch")));
+      send_error(nullptr, ErrorCode::invalid_request, "invalid request: empty batch");
       return;
     }
     Json replies = Json::array();
@@ -279,26 +280,31 @@ void Session::on_line(std::string_view line) {
 
 Json Session::handle(const Json& request, bool in_batch) {
   if (!request.is_object()) {
-    return methods::error_reply(nullptr, -32600, "invalid request: expected a JSON object");
+    return methods::error_reply(nullptr, ErrorCode::invalid_request,
+                                "invalid request: expected a JSON object");
   }
   auto id_it = request.find("id");
   bool notification = id_it == request.end();
   Json id = notification ? Json(nullptr) : *id_it;
   if (!id.is_null() && !id.is_string() && !id.is_number_integer()) {
-    return methods::error_reply(nullptr, -32600, "invalid request: id must be a string or an integer");
+    return methods::error_reply(nullptr, ErrorCode::invalid_request,
+                                "invalid request: id must be a string or an integer");
   }
   auto v = request.find("jsonrpc");
   if (v == request.end() || !v->is_string() || *v != "2.0") {
-    return methods::error_reply(id, -32600, "invalid request: \"jsonrpc\" must be \"2.0\"");
+    return methods::error_reply(id, ErrorCode::invalid_request,
+                                "invalid request: \"jsonrpc\" must be \"2.0\"");
   }
   auto m = request.find("method");
   if (m == request.end() || !m->is_string()) {
-    return methods::error_reply(id, -32600, "invalid request: \"method\" must be a string");
+    return methods::error_reply(id, ErrorCode::invalid_request,
+                                "invalid request: \"method\" must be a string");
   }
   static const Json kNoParams = Json::object();
   auto p = request.find("params");
   if (p != request.end() && !p->is_object()) {
-    return methods::error_reply(id, -32602, "invalid params: \"params\" must be an object");
+    return methods::error_reply(id, ErrorCode::invalid_params,
+                                "invalid params: \"params\" must be an object");
   }
   const Json& params = p == request.end() ? kNoParams : *p;
   bool deferred = false;
@@ -306,51 +312,37 @@ Json Session::handle(const Json& request, bool in_batch) {
   try {
     reply = dispatch(m->get<std::string>(), params, id, in_batch, &deferred);
   } catch (const Json::exception& e) {
-    reply = methods::error_reply(id, -32602, std::string("invalid params: ") + e.what());
+    reply = methods::error_reply(id, ErrorCode::invalid_params,
+                                 std::string("invalid params: ") + e.what());
   } catch (const std::exception& e) {
     spdlog::error("client {}: {} failed: {}", client_, m->get<std::string>(), e.what());
-    reply = methods::error_reply(id, -32603, std::string("internal error: ") + e.what());
+    reply = methods::error_reply(id, ErrorCode::internal, std::string("internal error: ") + e.what());
   }
   if (notification || deferred) return nullptr;
   return reply;
 }
 
-Json Session::dispatch(const std::string& method, const Json& params, const Json& id,
+Json Session::dispatch(const std::string& name, const Json& params, const Json& id,
                        bool in_batch, bool* deferred) {
-  methods::Context ctx{core_, *this, id};
-  if (method == "raise") return methods::raise(ctx, params);
-  if (method == "ack") return methods::ack(ctx, params);
-  if (method == "subscribe") return methods::subscribe(ctx, params);
-  if (method == "unsubscribe") return methods::unsubscribe(ctx, params);
-  if (method == "hello") {
-    Json r = methods::hello(ctx, params);
-    if (r.contains("result")) {
-      name_ = r["result"].value("name", "");
-      if (!name_.empty()) source_id_ = name_;
-    }
-    return r;
+  const methods::Method* method = methods::find(name);
+  if (method == nullptr) {
+    return methods::error_reply(id, ErrorCode::method_not_found, "method not found: " + name);
   }
-  if (method == "wait") {
-    if (in_batch) {
-      return methods::error_reply(id, -32600, "invalid request: wait cannot be part of a batch");
-    }
-    Json r = methods::wait(ctx, params, shared_from_this());
-    if (r.is_null()) *deferred = true;
-    return r;
+  methods::Context ctx{core_, *this, shared_from_this(), method->name, id};
+  if (method->admin && !peer_.admin) {
+    return methods::denied(ctx, name + " needs root or the admin group (socket.admin_group)");
   }
-  if (method == "register") return methods::register_target(ctx, params, true);
-  if (method == "unregister") return methods::register_target(ctx, params, false);
-  if (method == "add_timer") return methods::add_timer(ctx, params, SourceKind::timer);
-  if (method == "add_rb_timer") return methods::add_timer(ctx, params, SourceKind::rb_timer);
-  if (method == "add_cron") return methods::add_cron(ctx, params);
-  if (method == "add_file_monitor") return methods::add_file_monitor(ctx, params);
-  if (method == "remove_source") return methods::remove_source(ctx, params);
-  if (method == "table") return methods::table(ctx);
-  if (method == "status") return methods::status(ctx);
-  if (method == "metrics") return methods::metrics(ctx);
-  if (method == "reload") return methods::reload(ctx);
-  if (method == "version") return methods::version(ctx);
-  return methods::error_reply(id, -32601, "method not found: " + method);
+  if (in_batch && !method->batchable) {
+    return methods::error_reply(id, ErrorCode::invalid_request,
+                                "invalid request: " + name + " cannot be part of a batch");
+  }
+  Json reply = method->handler(ctx, params);
+  if (reply.is_null()) *deferred = true;
+  return reply;
+}
+
+void Session::send_error(const Json& id, ErrorCode code, const std::string& message) {
+  send_line(dump(methods::error_reply(id, code, message)));
 }
 
 }  // namespace tocsin

@@ -17,8 +17,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "server/fast_raise.h"
-#include "server/hub.h"
+#include "protocol/fast_raise.h"
+#include "dispatch/hub.h"
+#include "server/peer.h"
 #include "server/server.h"
 
 namespace tocsin {
@@ -43,6 +44,8 @@ class Session : public std::enable_shared_from_this<Session> {
   const Peer& peer() const { return peer_; }
   const std::string& name() const { return name_; }
   const std::string& source_id() const { return source_id_; }
+  // After `hello`: the events this client raises carry its name as their source id.
+  void set_name(std::string name);
 
   // Queues a reply line (without '\n') and wakes the writer.
   void send_line(std::string line);
@@ -60,6 +63,8 @@ class Session : public std::enable_shared_from_this<Session> {
   nlohmann::json handle(const nlohmann::json& request, bool in_batch);
   nlohmann::json dispatch(const std::string& method, const nlohmann::json& params,
                           const nlohmann::json& id, bool in_batch, bool* deferred);
+  // The reply to a request that cannot be read as one (parse error, bad shape).
+  void send_error(const nlohmann::json& id, ErrorCode code, const std::string& message);
 
   ServerCore& core_;
   Socket socket_;

@@ -4,7 +4,8 @@
 // A Client owns one connection. It is synchronous and not thread safe: one thread uses it at a
 // time. call() sends one request and reads until its reply; notifications (events, overflow
 // notices) that arrive meanwhile are kept, in order, for next_notification(). Errors are values:
-// a JSON-RPC error reply becomes Error{message, code}; a transport failure has code 0.
+// a JSON-RPC error reply becomes Error{message, code} (the code mapped back from its number); a
+// transport failure has code ErrorCode::transport.
 #pragma once
 
 #include <chrono>
@@ -31,8 +32,8 @@ class Client {
   Client& operator=(Client&&) noexcept;
   ~Client();
 
-  // One request; returns its `result`, or its `error` as Error{message, code}. Fails with code 0
-  // on a transport error or when no reply came within `timeout`.
+  // One request; returns its `result`, or its `error` as Error{message, code}. Fails with
+  // ErrorCode::transport on a transport error or when no reply came within `timeout`.
   Result<Json> call(const std::string& method, Json params = Json::object(),
                     Millis timeout = kDefaultTimeout);
   // Several requests as one JSON-RPC batch line; the results in request order (each a result or
@@ -64,7 +65,7 @@ class Client {
  private:
   explicit Client(int fd);
   Result<void> write_line(const std::string& line);
-  // Reads one line into `out`; false at the deadline, an error (code 0) on EOF or a transport
+  // Reads one line into `out`; false at the deadline, a transport error on EOF or a transport
   // failure, which also close the connection.
   Result<bool> read_line(std::string& out, std::chrono::steady_clock::time_point deadline);
   // Files one incoming line (an object or a batch): notifications and replies are kept for

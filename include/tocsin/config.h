@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,22 +16,17 @@
 #include <variant>
 #include <vector>
 
+#include "tocsin/location.h"
 #include "tocsin/signal.h"
+
+namespace tocsin {
+struct SourceSpec;
+SourceKind source_kind_of(const SourceSpec& spec);  // event_source.h: spec.kind
+}  // namespace tocsin
 
 namespace tocsin::config {
 
 using Millis = std::chrono::milliseconds;
-
-// 1-based line and column, as editors show them. line == 0 means "no position" (e.g. a file
-// that could not be opened).
-struct Location {
-  std::string file;
-  int line = 0;
-  int column = 0;
-  bool operator==(const Location&) const = default;
-};
-// "file:line:column", or "file" when there is no position.
-std::string to_string(const Location& where);
 
 enum class LogLevel { trace, debug, info, warn, error, critical, off };
 std::string_view to_string(LogLevel level);
@@ -92,73 +88,8 @@ struct SignalSpec {
 };
 
 // ---- sources (SPEC §3) -------------------------------------------------------------------------
-enum class ClockKind { monotonic, boottime, realtime };
-std::string_view to_string(ClockKind clock);
-
-// Used for both `timers` (kernel timer each) and `rb_timers` (user-space tree).
-struct TimerSpec {
-  std::string id;  // given, or generated as "timer-N" / "rb_timer-N" (N = 1-based list index)
-  SignalId signal = 0;
-  Millis every{0};               // >= 1ms
-  std::optional<Millis> after;   // first expiry; none means `every`
-  ClockKind clock = ClockKind::monotonic;
-  std::uint64_t iterations = 0;  // 0 = forever
-  bool cluster = false;
-  Location where;
-  bool same_as(const TimerSpec& o) const {
-    return id == o.id && signal == o.signal && every == o.every && after == o.after &&
-           clock == o.clock && iterations == o.iterations && cluster == o.cluster;
-  }
-};
-
-// Bits of FileMonitorSpec::events.
-enum FileEvent : std::uint32_t {
-  kFileCreate = 1u << 0,
-  kFileModify = 1u << 1,
-  kFileCloseWrite = 1u << 2,
-  kFileDelete = 1u << 3,
-  kFileMove = 1u << 4,
-  kFileAttrib = 1u << 5,
-  kFileAllEvents = (1u << 6) - 1,
-};
-
-struct FileMonitorSpec {
-  std::string id;  // given, or "file-N"
-  SignalId signal = 0;
-  std::string path;
-  bool recursive = false;
-  std::uint32_t events = kFileAllEvents;
-  std::string match;                  // glob on the file name; empty = everything
-  Millis settle{0};                   // quiet period that coalesces a burst
-  std::optional<Millis> max_delay;    // a burst never delays a raise longer than this
-  std::uint64_t iterations = 0;
-  Location where;
-};
-
-enum class Missed { skip, once };
-
-struct CronSpec {
-  std::string id;  // given, or "cron-N"
-  SignalId signal = 0;
-  // Exactly one of `schedule` (the expression text, CRON_TZ= prefix included, parsed by the cron
-  // module) and `uwsgi` (the five uWSGI numbers: minute hour day month weekday) is set.
-  std::string schedule;
-  Location schedule_where;  // of the schedule's scalar, so parse errors can add the column
-  std::optional<std::vector<int>> uwsgi;
-  std::string tz;  // IANA zone; empty = the daemon's local zone
-  Millis jitter{0};
-  Missed missed = Missed::skip;
-  std::uint64_t iterations = 0;
-  bool cluster = false;
-  Location where;
-};
-
-struct PosixSignalSpec {
-  std::string signame;  // canonical: "SIGUSR1", "SIGRTMIN+3"
-  int signo = 0;        // the kernel's number
-  SignalId signal = 0;
-  Location where;
-};
+// Each source kind's spec derives from SourceSpec and lives with its kind (daemon/sources/*/,
+// include/tocsin/event_source.h); the configuration holds them all, in file order.
 
 struct PluginSpec {
   std::string name;           // "pgnotify"
@@ -194,13 +125,21 @@ struct Config {
   std::string state_dir = "/var/lib/tocsin";
   std::vector<std::string> plugin_path{"/usr/lib/tocsin/plugins"};
   std::vector<SignalSpec> signals;  // sorted by number, at most one per number
-  std::vector<TimerSpec> timers;
-  std::vector<TimerSpec> rb_timers;
-  std::vector<FileMonitorSpec> file_monitors;
-  std::vector<CronSpec> cron;
-  std::vector<PosixSignalSpec> posix_signals;
+  // Every configured source, of every kind, in file order (sections in the order of the kinds'
+  // list, daemon/sources/kinds.cc).
+  std::vector<std::shared_ptr<const SourceSpec>> sources;
   std::vector<PluginSpec> plugins;
   Location signals_where;  // of the `signals` key, for table-wide errors
+
+  // The sources of one kind, as their spec type: sources_of<TimerSpec>(SourceKind::timer).
+  template <typename Spec>
+  std::vector<const Spec*> sources_of(SourceKind kind) const {
+    std::vector<const Spec*> out;
+    for (const auto& s : sources) {
+      if (source_kind_of(*s) == kind) out.push_back(static_cast<const Spec*>(s.get()));
+    }
+    return out;
+  }
 };
 
 struct ConfigError {
@@ -225,15 +164,5 @@ LoadResult load_config_string(std::string_view yaml_text, const std::string& fil
 // sets *why on error.
 std::optional<Millis> parse_duration(std::string_view text, std::string* why);
 std::string format_duration(Millis d);  // "1h30m", "250ms", "0ms"
-
-// Checks a file monitor's `match` glob (fnmatch(3) syntax, on one file name): nullopt when it is
-// fine, else what is wrong (a `/`, an unclosed `[`, an unknown `[:class:]`, a trailing `\`).
-std::optional<std::string> glob_error(std::string_view pattern);
-
-// "SIGUSR1", "USR1", "SIGRTMIN+2", "SIGRTMAX-1" -> kernel number, for the signals that
-// posix_signals may map. SIGHUP, SIGTERM and SIGINT are refused (daemon meaning, SPEC §5), as are
-// SIGKILL, SIGSTOP, the synchronous faults and SIGCHLD/SIGPIPE. Sets *canonical on success.
-std::optional<int> parse_posix_signal(std::string_view text, std::string* canonical,
-                                      std::string* why);
 
 }  // namespace tocsin::config

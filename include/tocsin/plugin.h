@@ -28,7 +28,7 @@
 #include "tocsin/signal.h"
 #include "tocsin/signal_table.h"
 
-#define TOCSIN_PLUGIN_ABI_VERSION 1u
+#define TOCSIN_PLUGIN_ABI_VERSION 2u
 #define TOCSIN_PLUGIN_ENTRY "tocsin_plugin_entry"
 
 namespace boost::asio {
@@ -36,6 +36,8 @@ class io_context;
 }
 
 namespace tocsin {
+
+class SourceRegistry;
 
 // What the daemon gives a plugin.
 class PluginHost {
@@ -52,6 +54,10 @@ class PluginHost {
   virtual SignalStats& stats() = 0;
   // The daemon's state directory (may be written to).
   virtual const std::string& state_dir() const = 0;
+  // The daemon's sources: a plugin that raises events of its own (pgnotify's channels) attaches an
+  // EventSource (include/tocsin/event_source.h) for them while it runs, so that they have ids,
+  // count against limits.sources and show in `status` as every source does.
+  virtual SourceRegistry& source_registry() = 0;
 };
 
 class Plugin {

@@ -2,15 +2,36 @@
 // everything else returns Result<T>.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
 
 namespace tocsin {
 
+// What kind of error it is, for whoever must tell errors apart. Below the socket server nothing
+// knows the protocol's numbers: the server maps each kind to its JSON-RPC code in one place
+// (daemon/protocol/rpc_errors.cc), and the client maps the codes back.
+enum class ErrorCode : std::uint8_t {
+  generic = 0,        // nothing in particular: an I/O error, a failed start
+  transport,          // (client) the connection failed, or no reply came in time
+  parse_error,        // the line is not JSON
+  invalid_request,    // not a JSON-RPC 2.0 request
+  method_not_found,
+  invalid_params,     // a bad field: missing, of the wrong type, out of range, or taken
+  internal,
+  permission_denied,  // an ACL, or an admin method
+  limit_reached,      // limits.*
+  unknown_signal,     // a signal name the table does not have
+  payload_too_large,
+  not_found,          // no such event, subscription, run-time target or source
+  reload_failed,
+  line_too_long,
+};
+
 struct Error {
   std::string message;
-  int code = 0;  // a JSON-RPC error code where one applies (docs/protocol.md), else 0
+  ErrorCode code = ErrorCode::generic;
 };
 
 template <typename T>

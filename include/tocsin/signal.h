@@ -18,10 +18,30 @@ namespace tocsin {
 using SignalId = std::uint8_t;
 inline constexpr int kSignalCount = 256;
 
-// Where an event came from (SPEC §1 `source.kind`).
-enum class SourceKind : std::uint8_t { timer, rb_timer, file, cron, posix, pg, raise, api };
-std::string_view to_string(SourceKind kind);
-std::optional<SourceKind> source_kind_from_string(std::string_view text);
+// Where an event came from (SPEC §1 `source.kind`): a name. Kinds are open: a source kind names
+// its own (include/tocsin/event_source.h), so a new kind needs no edit here. The name must be
+// static (a literal): a SourceKind only points at it.
+class SourceKind {
+ public:
+  constexpr SourceKind() = default;  // "api"
+  constexpr explicit SourceKind(std::string_view name) : name_(name) {}
+  constexpr std::string_view name() const { return name_; }
+  friend constexpr bool operator==(SourceKind a, SourceKind b) { return a.name_ == b.name_; }
+  // The kinds the daemon itself raises with (a kind's own constant may live with it, as `at`'s).
+  static const SourceKind timer, rb_timer, file, cron, posix, pg, raise, api;
+
+ private:
+  std::string_view name_ = "api";
+};
+inline constexpr SourceKind SourceKind::timer{"timer"};
+inline constexpr SourceKind SourceKind::rb_timer{"rb_timer"};
+inline constexpr SourceKind SourceKind::file{"file"};
+inline constexpr SourceKind SourceKind::cron{"cron"};
+inline constexpr SourceKind SourceKind::posix{"posix"};
+inline constexpr SourceKind SourceKind::pg{"pg"};
+inline constexpr SourceKind SourceKind::raise{"raise"};
+inline constexpr SourceKind SourceKind::api{"api"};
+inline constexpr std::string_view to_string(SourceKind kind) { return kind.name(); }
 
 struct SourceRef {
   SourceKind kind = SourceKind::api;

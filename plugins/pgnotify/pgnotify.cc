@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "settings.h"
+#include "tocsin/event_source.h"
 #include "tocsin/plugin.h"
 
 namespace tocsin::pgnotify {
@@ -519,6 +520,9 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
         continue;
       }
       ++received_;
+      ChannelCount& count = per_channel_[std::string(channel)];
+      ++count.received;
+      count.last = std::chrono::system_clock::now();
       std::string id(channel), text(payload);
       PQfreemem(n);
       host_->raise(it->second, SourceKind::pg, std::move(id), std::move(text));
@@ -681,6 +685,18 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
   PluginHost* host_ = nullptr;
   Settings s_;
   std::map<std::string, SignalId, std::less<>> signals_;
+
+ public:
+  // What the `pg` source kind reports of each channel (status).
+  struct ChannelCount {
+    std::uint64_t received = 0;
+    std::optional<std::chrono::system_clock::time_point> last;
+  };
+  const std::map<std::string, SignalId, std::less<>>& channel_signals() const { return signals_; }
+  const std::map<std::string, ChannelCount>& channel_counts() const { return per_channel_; }
+
+ private:
+  std::map<std::string, ChannelCount> per_channel_;
   std::optional<SignalId> on_reconnect_;
   PGconn* conn_ = nullptr;
   std::optional<asio::posix::stream_descriptor> sock_;        // libpq's socket, not ours to close
@@ -742,6 +758,67 @@ Result<void> NotifyHandler::handle(const EventPtr& event) {
   return ok();
 }
 
+// ---- the `pg` source kind: the LISTENed channels, in the daemon's source registry ----
+
+// A channel's events have source {"kind":"pg","id":CHANNEL}; its id in the registry is the channel
+// name. Channels are configured in the plugin's settings (plugins.pgnotify.channels), so the kind
+// has no YAML section and no add method, and remove_source refuses them.
+class PgSchema final : public SourceSchema {
+ public:
+  SourceKind kind() const override { return SourceKind::pg; }
+  std::string_view config_key() const override { return ""; }
+  std::string_view add_method() const override { return ""; }
+  std::shared_ptr<SourceSpec> parse(spec::Reader& r, const spec::Value& item) const override {
+    r.fail(item, "pg channels are configured in plugins.pgnotify.channels");
+    return nullptr;
+  }
+};
+
+class PgChannels final : public EventSource {
+ public:
+  explicit PgChannels(std::shared_ptr<PgNotify> core) : core_(std::move(core)) {}
+  const SourceSchema& schema() const override {
+    static const PgSchema schema;
+    return schema;
+  }
+  Result<void> add(const SourceSpec&, bool) override {
+    return Error{"pg channels are configured in plugins.pgnotify.channels",
+                 ErrorCode::invalid_params};
+  }
+  bool remove(std::string_view) override { return false; }
+  bool contains(std::string_view id) const override {
+    return core_->channel_signals().find(id) != core_->channel_signals().end();
+  }
+  bool unchanged(const SourceSpec&) const override { return false; }
+  std::optional<bool> runtime(std::string_view id) const override {
+    if (!contains(id)) return std::nullopt;
+    return false;
+  }
+  std::vector<std::string> config_ids() const override { return {}; }
+  std::size_t count() const override { return core_->channel_signals().size(); }
+  void status(std::vector<SourceStatus>& out, std::size_t limit) const override {
+    std::size_t n = 0;
+    for (const auto& [channel, signal] : core_->channel_signals()) {
+      if (n++ >= limit) break;
+      SourceStatus st;
+      st.id = channel;
+      st.kind = SourceKind::pg;
+      st.signal = signal;
+      st.from_config = true;
+      st.schedule = "LISTEN " + channel;
+      if (auto it = core_->channel_counts().find(channel); it != core_->channel_counts().end()) {
+        st.fired = it->second.received;
+        st.last = it->second.last;
+      }
+      out.push_back(std::move(st));
+    }
+  }
+  void stop() override {}
+
+ private:
+  std::shared_ptr<PgNotify> core_;
+};
+
 // ---- the Plugin the daemon sees ----
 
 class PgNotifyPlugin final : public tocsin::Plugin {
@@ -756,6 +833,8 @@ class PgNotifyPlugin final : public tocsin::Plugin {
     parse_notify_with(with, &errors);
     return errors;
   }
+  ~PgNotifyPlugin() override { detach(); }
+
   Result<void> start(PluginHost& host, const Json& settings) override {
     host_ = &host;
     Parsed p = parse_settings(settings, [&](const Json& ref) {
@@ -763,6 +842,8 @@ class PgNotifyPlugin final : public tocsin::Plugin {
     });
     if (!p.errors.empty()) return Error{"pgnotify: " + p.errors.front()};
     core_->start(host, std::move(p.settings));
+    host.source_registry().attach(channels_);
+    attached_ = true;
     return ok();
   }
   Result<void> reconfigure(const Json& settings) override {
@@ -773,7 +854,10 @@ class PgNotifyPlugin final : public tocsin::Plugin {
     core_->configure(std::move(p.settings));
     return ok();
   }
-  void stop() override { core_->stop(); }
+  void stop() override {
+    detach();
+    core_->stop();
+  }
   Result<std::shared_ptr<Handler>> make_handler(const std::string& handler, const Json& with,
                                                 SignalId) override {
     std::vector<std::string> errors;
@@ -792,8 +876,15 @@ class PgNotifyPlugin final : public tocsin::Plugin {
   }
 
  private:
+  void detach() {
+    if (attached_ && host_ != nullptr) host_->source_registry().detach(channels_);
+    attached_ = false;
+  }
+
   PluginHost* host_ = nullptr;
   std::shared_ptr<PgNotify> core_ = std::make_shared<PgNotify>();
+  PgChannels channels_{core_};
+  bool attached_ = false;
 };
 
 tocsin::Plugin* create() { return new PgNotifyPlugin(); }

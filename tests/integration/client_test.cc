@@ -199,7 +199,7 @@ TEST_F(ClientTest, ConnectFailureSaysWhatFailed) {
   std::string missing = dir.file("nobody.sock");
   auto c = Client::connect(missing);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.error().code, 0);
+  EXPECT_EQ(c.error().code, ErrorCode::transport);
   EXPECT_EQ(c.error().message, "connect " + missing + ": No such file or directory");
 }
 
@@ -279,7 +279,7 @@ TEST_F(ClientTest, OneOfEventCarriesAckAndIsAckedOnce) {
   EXPECT_TRUE(acked.ok()) << acked.error().message << log();
   auto again = worker->ack(*seq);
   ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.error().code, -32005) << again.error().message;
+  EXPECT_EQ(again.error().code, ErrorCode::not_found) << again.error().message;
 }
 
 TEST_F(ClientTest, CallBatchReturnsResultsInRequestOrder) {
@@ -298,7 +298,7 @@ TEST_F(ClientTest, CallBatchReturnsResultsInRequestOrder) {
   EXPECT_TRUE((*results[0])["version"].is_string());
   ASSERT_TRUE(results[1].ok()) << results[1].error().message;
   ASSERT_FALSE(results[2].ok());
-  EXPECT_EQ(results[2].error().code, -32601);
+  EXPECT_EQ(results[2].error().code, ErrorCode::method_not_found);
   ASSERT_TRUE(results[3].ok()) << results[3].error().message;
   EXPECT_EQ((*results[3])["seq"].get<std::uint64_t>(),
             (*results[1])["seq"].get<std::uint64_t>() + 1);
@@ -343,16 +343,16 @@ TEST_F(ClientTest, RpcErrorCarriesItsCodeAndTheConnectionStaysUsable) {
   ASSERT_TRUE(c);
   auto r = c->call("no_such_method");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, -32601) << r.error().message;
+  EXPECT_EQ(r.error().code, ErrorCode::method_not_found) << r.error().message;
   EXPECT_FALSE(r.error().message.empty());
 
   auto unknown = c->raise("no-such-signal");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.error().code, -32003) << unknown.error().message;
+  EXPECT_EQ(unknown.error().code, ErrorCode::unknown_signal) << unknown.error().message;
 
   auto bad = c->call("raise", Json{{"signal", Json::array()}});
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.error().code, -32602) << bad.error().message;
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_params) << bad.error().message;
 
   auto v = c->call("version");
   ASSERT_TRUE(v.ok()) << v.error().message << log();
@@ -394,7 +394,7 @@ TEST_F(ClientTest, NoReplyWithinTheTimeoutIsATransportError) {
   ASSERT_TRUE(c);
   auto r = c->call("wait", Json{{"signal", "loose"}, {"timeout", "10s"}}, milliseconds(50));
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, 0);
+  EXPECT_EQ(r.error().code, ErrorCode::transport);
   EXPECT_NE(r.error().message.find("within the timeout"), std::string::npos) << r.error().message;
 }
 
@@ -407,7 +407,7 @@ TEST_F(ClientTest, DaemonGoneIsATransportError) {
   ASSERT_TRUE(daemon->wait_exit(deadline_in(kWait))) << log();
   auto r = c->call("version", Json::object(), kWait);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, 0) << r.error().message;
+  EXPECT_EQ(r.error().code, ErrorCode::transport) << r.error().message;
   EXPECT_FALSE(c->connected());
 }
 

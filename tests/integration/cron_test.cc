@@ -182,14 +182,15 @@ TEST_F(CronTest, BadCronParamsGetAnErrorThatSaysWhere) {
       {{{"signal", 40}, {"schedule", "*/5 * 32 * *"}}, "day-of-month 32 is out of range 1-31 (column 7)"},
       {{{"signal", 40}, {"schedule", "0 0 12 ? * 2"}}, "Quartz"},
       {{{"signal", 40}, {"schedule", "@daily"}, {"tz", "Mars/Base"}}, "unknown time zone"},
-      {{{"signal", 40}}, "exactly one of schedule"},
+      {{{"signal", 40}}, "a cron job needs schedule"},
       {{{"signal", 40}, {"schedule", "@daily"}, {"uwsgi", {0, 0, 0, 0, 0}}}, "exactly one of"},
       {{{"signal", 40}, {"uwsgi", {0, 0, 31, 2, -1}}}, "never fires"},
       {{{"signal", 40}, {"uwsgi", "0 0 * * *"}}, "five integers"},
       {{{"signal", 40}, {"schedule", "@daily"}, {"missed", "always"}}, "skip or once"},
       {{{"signal", 40}, {"schedule", "@daily"}, {"jitter", "soon"}}, "jitter"},
-      {{{"signal", 40}, {"schedule", "@daily"}, {"every", "1s"}}, "unknown field \"every\""},
-      {{{"signal", 40}, {"schedule", 5}}, "schedule: a cron expression"},
+      {{{"signal", 40}, {"schedule", "@daily"}, {"every", "1s"}}, "unknown key \"every\""},
+      // As in YAML (`schedule: 5`), a number is the expression's text.
+      {{{"signal", 40}, {"schedule", 5}}, "schedule: expected 5 fields"},
       {{{"signal", 40}, {"schedule", "@daily"}, {"id", "bad id"}}, "id:"},
   };
   for (const auto& c : cases) {

@@ -245,13 +245,22 @@ TEST(DaemonCli, ClusterJobsNeedThePgnotifyPlugin) {
   TempDir dir;
   std::string cfg = dir.write(
       "t.yaml", "signals: {}\ncron:\n  - {id: c, signal: 3, schedule: \"@daily\", cluster: true}\n"
-                "rb_timers:\n  - {id: r, signal: 3, every: 1s, cluster: true}\n");
+                "timers:\n  - {id: t, signal: 3, every: 1s, cluster: true}\n");
   DaemonProcess check({"--check", "--config", cfg});
   auto status = check.wait_exit(deadline_in(kWait));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
   check.expect_line(cfg + ":3:5: `cluster: true` (cron job `c`) needs the pgnotify plugin");
-  check.expect_line(cfg + ":5:5: `cluster: true` is for timers and cron jobs; rb_timer `r`");
+  check.expect_line(cfg + ":5:5: `cluster: true` (timer `t`) needs the pgnotify plugin");
+  // An rb_timer cannot be clustered at all: the schema says so at the field.
+  std::string rb = dir.write("rb.yaml", "signals: {}\nrb_timers:\n  - {id: r, signal: 3, every: 1s, "
+                                        "cluster: true}\n");
+  DaemonProcess check_rb({"--check", "--config", rb});
+  status = check_rb.wait_exit(deadline_in(kWait));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+  check_rb.expect_line(rb + ":3:44: rb_timers[0].cluster: cluster: true is for timers and cron "
+                            "jobs; an rb_timer cannot be clustered (make it a timer)");
 }
 
 TEST(DaemonCli, AMissingPluginIsAnErrorAtCheckTime) {

@@ -376,7 +376,7 @@ TEST(PgNotifyCheck, PluginProblemsAreReportedAtCheckTimeWithTheirLocation) {
        "t.yaml:4:3: plugins.pgnotify.heartbeat:"},
       {path + "plugins:\n  pgnotify: {conninfo: x, colour: red}\n",
        "t.yaml:4:3: plugins.pgnotify.colour: unknown key"},
-      {path + "plugins:\n  bad_abi: {}\n", "was built for plugin ABI version 999; this tocsind speaks version 1"},
+      {path + "plugins:\n  bad_abi: {}\n", "was built for plugin ABI version 999; this tocsind speaks version 2"},
       {path + "plugins:\n  not_a_plugin: {}\n", "is not a tocsin plugin (it has no tocsin_plugin_entry)"},
       {std::string("plugin_path: [") + TOCSIN_PLUGIN_DIR +
            "]\nsignals:\n  5:\n    handlers: [{plugin: pgnotify.notify, with: {chanel: x}}]\n"

@@ -68,7 +68,7 @@ TEST(Systemd, NotifiesReadyStatusReloadingAndStopping) {
                   {"NOTIFY_SOCKET=" + dir.file("notify")});
   auto ready = notify.expect("READY=1", deadline_in(kWait));
   ASSERT_TRUE(ready) << d.log();
-  EXPECT_NE(ready->find("STATUS=1 signals, 0 timers, 0 cron jobs, 0 clients"), std::string::npos) << *ready;
+  EXPECT_NE(ready->find("STATUS=1 signals, 0 sources, 0 clients"), std::string::npos) << *ready;
   // READY=1 comes once the socket listens.
   LineClient c(dir.file("s.sock"));
   EXPECT_TRUE(c.call("version").contains("result"));

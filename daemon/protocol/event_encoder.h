@@ -1,0 +1,33 @@
+// event_encoder.h — an event as the JSON text of the protocol (docs/protocol.md "Events"): the
+// `signal` notification a subscriber reads, and the event object a `wait` answers with. A
+// hand-written encoder: it is the hot path of every delivery (docs/BENCHMARKS.md). Pure; not
+// thread safe (EventEncoder keeps a buffer).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "protocol/line.h"
+#include "tocsin/signal.h"
+
+namespace tocsin {
+
+// Appends `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 pass through).
+void append_json_string(std::string& out, std::string_view s);
+
+// Serializes the `signal` notification for an event (ack and redelivered flags for one-of).
+std::string encode_event_notification(const Event& event, bool ack, bool redelivered);
+// The event as a JSON object (the notification's params), for `wait` results.
+std::string encode_event_object(const Event& event);
+
+// Encodes notifications into a buffer kept from call to call, whose room is reckoned without a
+// pass over the event's short strings, and copies each into a Line of its exact size.
+class EventEncoder {
+ public:
+  Line encode(const Event& event, bool ack, bool redelivered);
+
+ private:
+  std::string scratch_;
+};
+
+}  // namespace tocsin
