@@ -12,6 +12,7 @@
 #include "server/raise_rules.h"
 #include "server/server_core.h"
 #include "server/session.h"
+#include "server/source_request.h"
 #include "tocsin/event_source.h"
 
 namespace tocsin::methods {
@@ -43,27 +44,6 @@ std::optional<SignalId> signal_param(Context& ctx, const Json& v, const char* ke
   }
   return *id;
 }
-
-// Signal names for a request's source spec: the running table.
-class TableNames final : public spec::SignalNames {
- public:
-  explicit TableNames(const SignalTable& table) : table_(table) {}
-  std::optional<SignalId> find(std::string_view name) const override {
-    const SignalEntry* e = table_.find(name);
-    if (e == nullptr) return std::nullopt;
-    return e->number;
-  }
-  std::vector<std::string> names() const override {
-    std::vector<std::string> out;
-    for (const SignalEntry* e : table_.entries()) {
-      if (!e->name.empty()) out.push_back(e->name);
-    }
-    return out;
-  }
-
- private:
-  const SignalTable& table_;
-};
 
 Json raise(Context& ctx, const Json& params) {
   auto s = params.find("signal");
@@ -221,15 +201,9 @@ Json register_target(Context& ctx, const Json& params) {
 // YAML loader reads an entry of its section.
 Json add_source(Context& ctx, const Json& params) {
   const SourceSchema* schema = schema_for_add_method(ctx.method);
-  TableNames names(ctx.core.host.dispatcher().table());
-  spec::Reader reader("", names);
-  spec::Node node = to_node(params);
-  std::shared_ptr<SourceSpec> spec = schema->parse(reader, reader.root(node));
-  if (!spec) {
-    const spec::Problem& p = reader.problems().front();
-    return error_reply(ctx.id, p.code, p.message);
-  }
-  auto id = ctx.core.host.sources().add(std::move(spec));
+  auto spec = parse_source_request(*schema, ctx.core.host.dispatcher().table(), params);
+  if (!spec) return error_reply(ctx.id, spec.error());
+  auto id = ctx.core.host.sources().add(std::move(spec.value()));
   if (!id) return error_reply(ctx.id, id.error());
   spdlog::info("client {} ({}): {} {}", ctx.session.client(), ctx.session.peer().user,
                ctx.method, *id);

@@ -53,7 +53,7 @@ class AtSource::Impl {
     std::optional<Seconds> fired_at;
   };
 
-  // What a `missed: once` entry is remembered by across restarts.
+  // What an entry is remembered by across restarts.
   struct Remembered {
     Seconds instant{};
     Seconds seen{};  // when the daemon first had the entry
@@ -180,7 +180,7 @@ class AtSource::Impl {
       known = r->second;
     }
     if (spec.instant > t) {
-      if (spec.missed == config::Missed::once && !known) {
+      if (!known) {
         remembered_[spec.id] = Remembered{spec.instant, t, std::nullopt};
         dirty_ = true;
       }
@@ -288,13 +288,11 @@ class AtSource::Impl {
       queue_.erase({seconds_of(e.spec.instant), id});
       e.state = State::fired;
       e.fired_at = t;
-      if (e.spec.missed == config::Missed::once) {
-        Remembered& r = remembered_[id];
-        r.instant = e.spec.instant;
-        if (r.seen == Seconds{}) r.seen = t;
-        r.fired = t;
-        dirty_ = true;
-      }
+      Remembered& r = remembered_[id];
+      r.instant = e.spec.instant;
+      if (r.seen == Seconds{}) r.seen = t;
+      r.fired = t;
+      dirty_ = true;
       const date::time_zone* zone = cron::find_zone(e.spec.tz, nullptr);
       Json payload{{"scheduled", zone ? cron::format_in_zone(e.spec.instant, *zone) : e.spec.time},
                    {"zone", zone ? std::string(zone->name()) : e.spec.tz},

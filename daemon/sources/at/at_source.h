@@ -9,7 +9,7 @@
 // Missed instants. An instant that passes while the daemon runs fires. One that passed while the
 // daemon was down is told apart from one that was already past when the entry was first given,
 // through STATE_DIR/at-state.json (written like cron's state, sources/state_file.h): for each
-// `missed: once` entry, when it was first seen and whether it fired.
+// entry, when it was first seen and whether it fired.
 //  - seen before its instant, not fired, instant now past: missed while down. `missed: once`
 //    fires it at once (`catch_up: true`); `missed: skip` logs it and shows it as `missed`.
 //  - fired before (a restart, or the same `add_at` again): never fires again.
