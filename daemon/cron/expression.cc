@@ -582,10 +582,8 @@ std::string format_in_zone(Seconds t, const date::time_zone& zone) {
   return buf;
 }
 
-std::optional<Seconds> parse_instant(std::string_view text, const date::time_zone& zone,
-                                     bool* has_offset) {
+std::optional<Seconds> parse_instant(std::string_view text, const date::time_zone& zone) {
   // YYYY-MM-DD[T| ]HH:MM[:SS][Z|+HH:MM|-HH:MM]
-  if (has_offset != nullptr) *has_offset = false;
   auto digits = [&](std::size_t pos, std::size_t n, int& out) {
     if (pos + n > text.size()) return false;
     int v = 0;
@@ -631,7 +629,6 @@ std::optional<Seconds> parse_instant(std::string_view text, const date::time_zon
     }
     return std::nullopt;
   }
-  if (has_offset != nullptr) *has_offset = true;
   if (text[pos] == 'Z' && pos + 1 == text.size()) return Seconds{std::chrono::seconds{local}};
   int oh = 0, om = 0;
   if ((text[pos] == '+' || text[pos] == '-') && digits(pos + 1, 2, oh) && pos + 6 == text.size() &&

@@ -85,9 +85,7 @@ std::optional<std::int64_t> next_local_match(const Schedule& schedule, std::int6
 // ISO 8601 with the zone's offset at that instant: 2026-03-29T03:00:00+02:00.
 std::string format_in_zone(Seconds t, const date::time_zone& zone);
 // Parses an ISO 8601 instant: with Z or an offset, or without (then it is a wall time in `zone`;
-// for an ambiguous one the earlier instant, for a nonexistent one the end of the gap). Sets
-// *has_offset to whether the text gave Z or an offset.
-std::optional<Seconds> parse_instant(std::string_view text, const date::time_zone& zone,
-                                     bool* has_offset = nullptr);
+// for an ambiguous one the earlier instant, for a nonexistent one the end of the gap).
+std::optional<Seconds> parse_instant(std::string_view text, const date::time_zone& zone);
 
 }  // namespace tocsin::cron

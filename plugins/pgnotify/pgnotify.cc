@@ -113,11 +113,16 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
       ::gethostname(host, sizeof host - 1);
       s_.node = std::string(host) + ":" + std::to_string(::getpid());
     }
-    signals_.clear();
+    // A channel that stays keeps its counts.
+    std::map<std::string, Channel, std::less<>> next;
     for (const auto& c : s_.channels) {
       auto sig = host_->resolve_signal(c.signal);
-      if (sig) signals_[c.name] = *sig;
+      if (!sig) continue;
+      Channel& ch = next[c.name];
+      if (auto old = signals_.find(c.name); old != signals_.end()) ch = old->second;
+      ch.signal = *sig;
     }
+    signals_ = std::move(next);
     on_reconnect_.reset();
     if (s_.on_reconnect) {
       if (auto sig = host_->resolve_signal(*s_.on_reconnect)) on_reconnect_ = *sig;
@@ -520,12 +525,11 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
         continue;
       }
       ++received_;
-      ChannelCount& count = per_channel_[std::string(channel)];
-      ++count.received;
-      count.last = std::chrono::system_clock::now();
+      ++it->second.received;
+      it->second.last = std::chrono::system_clock::now();
       std::string id(channel), text(payload);
       PQfreemem(n);
-      host_->raise(it->second, SourceKind::pg, std::move(id), std::move(text));
+      host_->raise(it->second.signal, SourceKind::pg, std::move(id), std::move(text));
       if (conn_ == nullptr) return;  // a handler stopped us
     }
   }
@@ -684,19 +688,17 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
 
   PluginHost* host_ = nullptr;
   Settings s_;
-  std::map<std::string, SignalId, std::less<>> signals_;
-
  public:
-  // What the `pg` source kind reports of each channel (status).
-  struct ChannelCount {
+  // A LISTENed channel: its signal, and what the `pg` source kind reports of it (status).
+  struct Channel {
+    SignalId signal = 0;
     std::uint64_t received = 0;
     std::optional<std::chrono::system_clock::time_point> last;
   };
-  const std::map<std::string, SignalId, std::less<>>& channel_signals() const { return signals_; }
-  const std::map<std::string, ChannelCount>& channel_counts() const { return per_channel_; }
+  const std::map<std::string, Channel, std::less<>>& channels() const { return signals_; }
 
  private:
-  std::map<std::string, ChannelCount> per_channel_;
+  std::map<std::string, Channel, std::less<>> signals_;
   std::optional<SignalId> on_reconnect_;
   PGconn* conn_ = nullptr;
   std::optional<asio::posix::stream_descriptor> sock_;        // libpq's socket, not ours to close
@@ -787,7 +789,7 @@ class PgChannels final : public EventSource {
   }
   bool remove(std::string_view) override { return false; }
   bool contains(std::string_view id) const override {
-    return core_->channel_signals().find(id) != core_->channel_signals().end();
+    return core_->channels().find(id) != core_->channels().end();
   }
   bool unchanged(const SourceSpec&) const override { return false; }
   std::optional<bool> runtime(std::string_view id) const override {
@@ -795,21 +797,19 @@ class PgChannels final : public EventSource {
     return false;
   }
   std::vector<std::string> config_ids() const override { return {}; }
-  std::size_t count() const override { return core_->channel_signals().size(); }
+  std::size_t count() const override { return core_->channels().size(); }
   void status(std::vector<SourceStatus>& out, std::size_t limit) const override {
     std::size_t n = 0;
-    for (const auto& [channel, signal] : core_->channel_signals()) {
+    for (const auto& [name, channel] : core_->channels()) {
       if (n++ >= limit) break;
       SourceStatus st;
-      st.id = channel;
+      st.id = name;
       st.kind = SourceKind::pg;
-      st.signal = signal;
+      st.signal = channel.signal;
       st.from_config = true;
-      st.schedule = "LISTEN " + channel;
-      if (auto it = core_->channel_counts().find(channel); it != core_->channel_counts().end()) {
-        st.fired = it->second.received;
-        st.last = it->second.last;
-      }
+      st.schedule = "LISTEN " + name;
+      st.fired = channel.received;
+      st.last = channel.last;
       out.push_back(std::move(st));
     }
   }

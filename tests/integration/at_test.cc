@@ -148,6 +148,17 @@ TEST_F(AtTest, AddAtOverTheSocketAndTocsinctlFireThenRetire) {
   while (std::fgets(out, sizeof out, p)) printed += out;
   EXPECT_EQ(::pclose(p), 0) << printed;
   EXPECT_EQ(Json::parse(printed, nullptr, false), (Json{{"id", "ctl"}})) << printed;
+  // The generic form, which serves every kind: add KIND KEY=VALUE... (values as JSON when they
+  // read as JSON).
+  cmd = std::string(TOCSINCTL_PATH) + " --socket " + sock + " add at signal=once time=" + utc(at) +
+        " id=generic missed=once 2>&1";
+  p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  printed.clear();
+  while (std::fgets(out, sizeof out, p)) printed += out;
+  EXPECT_EQ(::pclose(p), 0) << printed;
+  EXPECT_EQ(Json::parse(printed, nullptr, false), (Json{{"id", "generic"}})) << printed;
+  EXPECT_EQ(source("generic")["missed_policy"], "once");
   // Past instants are refused with what is wrong.
   r = admin.call("add_at", {{"signal", "once"}, {"time", "2020-01-01T00:00:00Z"}});
   EXPECT_EQ(r["error"]["code"], -32602) << r.dump();
@@ -157,12 +168,12 @@ TEST_F(AtTest, AddAtOverTheSocketAndTocsinctlFireThenRetire) {
 
   auto sub = subscriber();
   std::set<std::string> fired;
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 3; ++i) {
     auto e = next_event(*sub);
     ASSERT_TRUE(e);
     fired.insert((*e)["source"]["id"]);
   }
-  EXPECT_EQ(fired, (std::set<std::string>{"socket", "ctl"}));
+  EXPECT_EQ(fired, (std::set<std::string>{"socket", "ctl", "generic"}));
   // Run-time entries retire once they fired: gone from status and from the id space.
   Json gone = poll_until([&] { return source("socket"); }, [](const Json& j) { return j.is_null(); });
   EXPECT_TRUE(gone.is_null()) << gone.dump();

@@ -117,9 +117,24 @@ TEST_F(PgNotifyTest, NotifyReachesASubscriberWithItsPayloadWhateverTheChannelsNa
   ASSERT_TRUE(e);
   EXPECT_EQ((*e)["payload"], "after");
   LineClient admin(sock);
-  Json st = admin.call("status")["result"]["plugins"]["pgnotify"];
+  Json status = admin.call("status")["result"];
+  Json st = status["plugins"]["pgnotify"];
   EXPECT_EQ(st["state"], "listening") << st.dump();
   EXPECT_EQ(st["received"], 5) << st.dump();
+  // The channels are sources in the registry, as every source is: kind pg, their counts, their
+  // ids taken, not removable at run time.
+  EXPECT_EQ(status["sources"]["pg"], 4) << status["sources"].dump();
+  Json jobs;
+  for (const auto& s : status["sources"]["list"]) {
+    if (s["kind"] == "pg" && s["id"] == "jobs") jobs = s;
+  }
+  EXPECT_EQ(jobs["fired"], 2) << status["sources"].dump();
+  EXPECT_EQ(jobs["schedule"], "LISTEN jobs");
+  EXPECT_TRUE(jobs["last_fire"].is_string()) << jobs.dump();
+  Json taken = admin.call("add_timer", {{"id", "jobs"}, {"signal", 50}, {"every", "1h"}});
+  EXPECT_EQ(taken["error"]["code"], -32602) << taken.dump();
+  Json kept = admin.call("remove_source", {{"id", "jobs"}});
+  EXPECT_EQ(kept["error"]["code"], -32602) << kept.dump();
 }
 
 TEST_F(PgNotifyTest, ATerminatedBackendIsReconnectedAndOnReconnectSaysSo) {

@@ -163,6 +163,24 @@ class ClientTest(DaemonTestCase):
         self.assertEqual((s["kind"], s["signal"], s["every_ms"], s["clock"], s["iterations"]),
                          ("timer", 32, 2000, "boottime", 3))
 
+    def test_add_at_fires_once_and_refuses_the_past(self):
+        import datetime
+        c = self.client()
+        c.register(34, "subscribers")
+        sub = c.subscribe([34])
+        when = (datetime.datetime.now(datetime.timezone.utc)
+                + datetime.timedelta(seconds=2)).replace(microsecond=0)
+        self.assertEqual(c.add_at(34, when, id="a1"), "a1")
+        s = [s for s in c.status()["sources"]["list"] if s["id"] == "a1"][0]
+        self.assertEqual((s["kind"], s["signal"], s["state"]), ("at", 34, "ok"))
+        ev = sub.get(timeout=10)
+        self.assertEqual((ev.signal, ev.source), (34, tocsin.Source("at", "a1")))
+        self.assertEqual(json.loads(ev.payload)["catch_up"], False)
+        with self.assertRaises(tocsin.RpcError) as cm:
+            c.add_at(34, "2020-01-01T00:00:00Z")
+        self.assertEqual(cm.exception.code, tocsin.INVALID_PARAMS)
+        self.assertIn("has passed", cm.exception.message)
+
     def test_add_cron_with_every_field(self):
         c = self.client()
         self.assertEqual(c.add_cron(33, "*/5 * * * *", tz="Europe/Berlin", jitter=1,

@@ -267,6 +267,16 @@ class Methods(object):
             settle=duration(settle), max_delay=duration(max_delay), iterations=iterations),
             lambda r: r["id"])
 
+    def add_at(self, signal, time, tz=None, missed=None, id=None):
+        """Fires ``signal`` once at ``time`` (admin): an RFC 3339 string, or a ``datetime`` (an
+        aware one keeps its offset; a naive one is a wall time in ``tz``, default the daemon's
+        zone). ``missed="once"`` fires it after a restart when the daemon was down at the
+        instant. Returns its id."""
+        if hasattr(time, "isoformat"):
+            time = time.isoformat(timespec="seconds")
+        return self._request("add_at", params_of(id=id, signal=signal, time=time, tz=tz,
+                                                 missed=missed), lambda r: r["id"])
+
     def remove_source(self, id):
         return self._request("remove_source", {"id": id})
 

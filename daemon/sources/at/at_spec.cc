@@ -22,6 +22,12 @@ constexpr std::string_view kTimeWhat =
     "an instant such as 2026-12-24T18:00:00+01:00, or a wall time such as 2026-12-24T18:00 "
     "(in tz)";
 
+// Whether an RFC 3339 text gives its offset (Z or +HH:MM / -HH:MM after the time of day).
+bool has_offset(std::string_view text) {
+  if (text.ends_with('Z') || text.ends_with('z')) return true;
+  return text.size() > 10 && text.find_first_of("+-", 10) != std::string_view::npos;
+}
+
 class AtSchema final : public SourceSchema {
  public:
   SourceKind kind() const override { return kAtKind; }
@@ -74,11 +80,10 @@ class AtSchema final : public SourceSchema {
     if (time != nullptr) {
       std::string why;
       const date::time_zone* zone = cron::find_zone(a->tz, &why);
-      bool has_offset = false;
-      auto instant = zone ? cron::parse_instant(a->time, *zone, &has_offset) : std::nullopt;
+      auto instant = zone ? cron::parse_instant(a->time, *zone) : std::nullopt;
       if (!instant) {
         r.expected(time->value, kTimeWhat);
-      } else if (has_offset && tz != nullptr) {
+      } else if (has_offset(a->time) && tz != nullptr) {
         r.error(tz->key_at, (item.path.empty() ? "" : item.path + ": ") +
                                 "the time already has an offset; tz is for a wall time (keep one)");
       } else {
