@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -13,6 +15,76 @@
 #include "os/unique_fd.h"
 
 namespace tocsin {
+
+namespace {
+constexpr std::size_t kMaxStateBytes = 64u << 20;
+
+spec::Node text(std::string s) {
+  return spec::Node::scalar(std::move(s), spec::Node::Style::quoted);
+}
+}  // namespace
+
+std::string state_text(std::string_view key, nlohmann::json entries) {
+  nlohmann::json doc{{"version", kStateVersion}};
+  doc[std::string(key)] = std::move(entries);
+  return doc.dump(1) + "\n";
+}
+
+std::map<std::string, nlohmann::json> read_state(
+    const std::string& path, std::string_view what, std::string_view key,
+    const std::function<bool(const nlohmann::json&)>& valid, std::string_view consequence,
+    bool* corrupt) {
+  using Json = nlohmann::json;
+  *corrupt = false;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno != ENOENT) spdlog::warn("{} {}: {}", what, path, std::strerror(errno));
+    return {};
+  }
+  std::ostringstream body;
+  body << in.rdbuf();
+  std::string why;
+  std::map<std::string, Json> entries;
+  if (body.str().size() > kMaxStateBytes) {
+    why = "larger than " + std::to_string(kMaxStateBytes) + " bytes";
+  } else {
+    Json j = Json::parse(body.str(), nullptr, /*allow_exceptions=*/false);
+    const std::string k(key);
+    if (j.is_discarded()) {
+      why = "not valid JSON";
+    } else if (!j.is_object() || j.value("version", Json()) != kStateVersion || !j.contains(k) ||
+               !j[k].is_object()) {
+      why = "not a version 1 state file";
+    } else {
+      for (auto& [id, v] : j[k].items()) {
+        if (!valid(v)) {
+          why = "the entry for \"" + id + "\" is malformed";
+          break;
+        }
+        entries.emplace(id, std::move(v));
+      }
+    }
+  }
+  if (!why.empty()) {
+    spdlog::error("{} {}: {}; ignored ({}), kept as {}.corrupt", what, path, why, consequence,
+                  path);
+    ::rename(path.c_str(), (path + ".corrupt").c_str());
+    *corrupt = true;
+    return {};
+  }
+  return entries;
+}
+
+spec::Node health_node(const StateFileHealth& h) {
+  spec::Node state = spec::Node::mapping();
+  state.add("state", text(h.path.empty() ? "none" : h.error.empty() ? "ok" : "failing"));
+  if (!h.path.empty()) state.add("path", text(h.path));
+  if (!h.error.empty()) {
+    state.add("error", text(h.error));
+    state.add("failing_since", text(format_rfc3339(h.failing_since)));
+  }
+  return state;
+}
 
 // Writes `text` to `path` so that a crash at any moment leaves the old file or the new one,
 // whole: a temp file, fsync, rename, fsync of the directory.

@@ -10,12 +10,18 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "tocsin/result.h"
+#include "tocsin/spec.h"
 
 namespace tocsin {
 
@@ -25,6 +31,24 @@ struct StateFileHealth {
   std::string error;  // the last write's error; empty when it succeeded
   std::chrono::system_clock::time_point failing_since{};  // when writes began to fail
 };
+
+// `{"version":1,"<key>":{ID:ENTRY,...}}`: what a state file holds.
+inline constexpr std::uint64_t kStateVersion = 1;
+std::string state_text(std::string_view key, nlohmann::json entries);
+
+// The entries (ID -> JSON) of the state file at `path`, each checked by `valid`. A missing file
+// has none. A file that is not JSON, not version 1, too large (64 MiB) or has a malformed entry
+// is logged as "WHAT PATH: why; ignored (CONSEQUENCE), kept as PATH.corrupt", renamed so, and read
+// as none; `*corrupt` is then set.
+std::map<std::string, nlohmann::json> read_state(
+    const std::string& path, std::string_view what, std::string_view key,
+    const std::function<bool(const nlohmann::json&)>& valid, std::string_view consequence,
+    bool* corrupt);
+
+// How a state file's health reads in `status` (`cron_state`, `at_state`): {"state":"none"}
+// before the first write, {"state":"ok","path":…}, or {"state":"failing","path":…,"error":…,
+// "failing_since":…}.
+spec::Node health_node(const StateFileHealth& health);
 
 // Writes `text` to `path` (in `dir`, made if missing) so that a crash at any moment leaves the
 // old file or the new one, whole. A half-written temporary file is removed.

@@ -1,23 +1,14 @@
 #include "sources/at/at_source.h"
 
-#include <sys/timerfd.h>
-#include <unistd.h>
-
-#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <cerrno>
-#include <climits>
-#include <cstring>
-#include <fstream>
+#include <date/tz.h>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
-
-#include <date/tz.h>
+#include <spdlog/spdlog.h>
 
 #include "cron/expression.h"
+#include "sources/wall_timer.h"
 
 namespace tocsin {
 
@@ -27,8 +18,6 @@ using Seconds = std::chrono::sys_seconds;
 
 namespace {
 
-constexpr std::uint64_t kStateVersion = 1;
-constexpr std::size_t kMaxStateBytes = 64u << 20;
 // How long the state keeps a fired run-time entry, so that the same `add_at` after a restart does
 // not fire it again.
 constexpr std::chrono::hours kKeepFired{24 * 7};
@@ -60,8 +49,11 @@ class AtSource::Impl {
     std::optional<Seconds> fired;
   };
 
-  explicit Impl(SourceContext& context) : context_(context), fd_(context.io) {}
-  ~Impl() { fd_.close(); }
+  explicit Impl(SourceContext& context)
+      : context_(context),
+        timer_(context.io, "at", /*notice_clock_set=*/false, [this](bool) {
+          if (!stopped_) fire();
+        }) {}
 
   Seconds now() const {
     return std::chrono::time_point_cast<std::chrono::seconds>(context_.clock.wall_now());
@@ -163,7 +155,7 @@ class AtSource::Impl {
     stopped_ = true;
     persist();
     writer_.flush();
-    fd_.close();
+    timer_.close();
   }
 
  private:
@@ -236,43 +228,8 @@ class AtSource::Impl {
 
   void rearm() {
     if (stopped_) return;
-    if (queue_.empty()) {
-      if (fd_.is_open() && armed_for_ != LLONG_MAX) {
-        itimerspec off{};
-        ::timerfd_settime(fd_.native_handle(), 0, &off, nullptr);
-        armed_for_ = LLONG_MAX;
-      }
-      return;
-    }
-    if (!fd_.is_open()) {
-      int fd = ::timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
-      if (fd < 0) {
-        spdlog::error("at: timerfd_create: {}; at entries cannot fire", std::strerror(errno));
-        return;
-      }
-      fd_.assign(fd);
-    }
-    const std::int64_t deadline = queue_.begin()->first;
-    if (deadline == armed_for_ && waiting_) return;
-    // A catch-up is due now; the kernel fires a timer set in the past at once.
-    itimerspec its{};
-    its.it_value.tv_sec = static_cast<time_t>(std::max<std::int64_t>(deadline, 1));
-    if (::timerfd_settime(fd_.native_handle(), TFD_TIMER_ABSTIME, &its, nullptr) != 0) {
-      spdlog::error("at: timerfd_settime: {}", std::strerror(errno));
-      return;
-    }
-    armed_for_ = deadline;
-    if (!waiting_) {
-      waiting_ = true;
-      fd_.async_wait(asio::posix::descriptor_base::wait_read, [this](boost::system::error_code ec) {
-        waiting_ = false;
-        if (ec || stopped_) return;
-        std::uint64_t n = 0;
-        [[maybe_unused]] ssize_t r = ::read(fd_.native_handle(), &n, sizeof n);
-        armed_for_ = LLONG_MAX;
-        fire();
-      });
-    }
+    timer_.arm(queue_.empty() ? std::nullopt
+                              : std::optional<std::int64_t>(queue_.begin()->first * 1000));
   }
 
   void fire() {
@@ -321,50 +278,30 @@ class AtSource::Impl {
     remembered_.clear();
     if (state_dir_.empty()) return;
     const std::string path = state_path();
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      if (errno != ENOENT) spdlog::warn("at state {}: {}", path, std::strerror(errno));
-      return;
-    }
-    std::ostringstream body;
-    body << in.rdbuf();
-    std::string why;
-    std::map<std::string, Remembered> read;
-    if (body.str().size() > kMaxStateBytes) {
-      why = "larger than " + std::to_string(kMaxStateBytes) + " bytes";
-    } else {
-      Json j = Json::parse(body.str(), nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object() || j.value("version", Json()) != kStateVersion ||
-          !j.contains("at") || !j["at"].is_object()) {
-        why = "not a version 1 state file";
-      } else {
-        for (const auto& [id, v] : j["at"].items()) {
-          if (!v.is_object() || !v.contains("time") || !v["time"].is_number_integer() ||
-              !v.contains("seen") || !v["seen"].is_number_integer()) {
-            why = "the entry for \"" + id + "\" is malformed";
-            break;
-          }
-          Remembered r{Seconds{std::chrono::seconds{v["time"].get<std::int64_t>()}},
-                       Seconds{std::chrono::seconds{v["seen"].get<std::int64_t>()}}, std::nullopt};
-          if (auto f = v.find("fired"); f != v.end() && f->is_number_integer()) {
-            r.fired = Seconds{std::chrono::seconds{f->get<std::int64_t>()}};
-          }
-          read.emplace(id, r);
-        }
-      }
-    }
-    if (!why.empty()) {
-      spdlog::error(
-          "at state {}: {}; ignored (missed: once entries start afresh), kept as "
-          "{}.corrupt",
-          path, why, path);
-      ::rename(path.c_str(), (path + ".corrupt").c_str());
+    bool corrupt = false;
+    auto entries = read_state(
+        path, "at state", "at",
+        [](const Json& v) {
+          return v.is_object() && v.contains("time") && v["time"].is_number_integer() &&
+                 v.contains("seen") && v["seen"].is_number_integer();
+        },
+        "entries start afresh", &corrupt);
+    if (corrupt) {
       dirty_ = true;
       return;
     }
-    remembered_ = std::move(read);
-    spdlog::info("at state {}: {} remembered entr{}", path, remembered_.size(),
-                 remembered_.size() == 1 ? "y" : "ies");
+    for (const auto& [id, v] : entries) {
+      Remembered r{Seconds{std::chrono::seconds{v["time"].get<std::int64_t>()}},
+                   Seconds{std::chrono::seconds{v["seen"].get<std::int64_t>()}}, std::nullopt};
+      if (auto f = v.find("fired"); f != v.end() && f->is_number_integer()) {
+        r.fired = Seconds{std::chrono::seconds{f->get<std::int64_t>()}};
+      }
+      remembered_.emplace(id, r);
+    }
+    if (!remembered_.empty()) {
+      spdlog::info("at state {}: {} remembered entr{}", path, remembered_.size(),
+                   remembered_.size() == 1 ? "y" : "ies");
+    }
   }
 
   void persist() {
@@ -391,19 +328,16 @@ class AtSource::Impl {
                  {"time_iso", format_rfc3339(std::chrono::system_clock::time_point(r.instant))}};
       at[id] = std::move(entry);
     }
-    writer_.submit(state_dir_, state_path(),
-                   Json{{"version", kStateVersion}, {"at", std::move(at)}}.dump(1) + "\n");
+    writer_.submit(state_dir_, state_path(), state_text("at", std::move(at)));
   }
 
   SourceContext& context_;
-  asio::posix::stream_descriptor fd_;
+  WallTimer timer_;
   Entries entries_;
   std::set<std::pair<std::int64_t, std::string>> queue_;  // pending: (instant, id)
   std::map<std::string, Remembered> remembered_;
   std::string state_dir_;
   StateWriter writer_{"at state"};
-  std::int64_t armed_for_ = LLONG_MAX;
-  bool waiting_ = false;
   bool stopped_ = false;
   bool dirty_ = false;
 };
@@ -438,15 +372,7 @@ void AtSource::status(std::vector<SourceStatus>& out, std::size_t limit) const {
   impl_->status(out, limit);
 }
 void AtSource::status_sections(spec::Node& status) const {
-  StateFileHealth h = impl_->state_health();
-  spec::Node state = spec::Node::mapping();
-  state.add("state", text(h.path.empty() ? "none" : h.error.empty() ? "ok" : "failing"));
-  if (!h.path.empty()) state.add("path", text(h.path));
-  if (!h.error.empty()) {
-    state.add("error", text(h.error));
-    state.add("failing_since", text(format_rfc3339(h.failing_since)));
-  }
-  status.add("at_state", std::move(state));
+  status.add("at_state", health_node(impl_->state_health()));
 }
 void AtSource::stop() { impl_->stop(); }
 

@@ -1,32 +1,18 @@
 #include "sources/cron/cron_source.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <cerrno>
-#include <climits>
-#include <cstring>
 #include <date/tz.h>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <condition_variable>
+#include <filesystem>
 #include <map>
-#include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-#include <set>
-#include <thread>
-#include <utility>
 #include <spdlog/spdlog.h>
-#include <sstream>
+#include <utility>
 
-#include "os/unique_fd.h"
+#include "sources/wall_timer.h"
 
 namespace tocsin {
 
@@ -34,9 +20,6 @@ namespace asio = boost::asio;
 using Json = nlohmann::json;
 
 namespace {
-
-constexpr std::uint64_t kStateVersion = 1;
-constexpr std::size_t kMaxStateBytes = 64u << 20;
 
 std::string payload(const cron::Fire& f) {
   Json p{{"scheduled", cron::format_in_zone(f.scheduled, *f.zone)},
@@ -80,11 +63,13 @@ class CronSource::Impl {
         scheduler_([this](std::int64_t bound) {
           return std::uniform_int_distribution<std::int64_t>(0, bound)(rng_);
         }),
-        fd_(context.io),
+        timer_(context.io, "cron", /*notice_clock_set=*/true,
+               [this](bool clock_set) {
+                 if (!stopped_) fire(clock_set);
+               }),
         claimer_(context.claimer),
         claims_available_(context.claims_available) {}
 
-  ~Impl() { fd_.close(); }
 
   std::int64_t now_ms() const { return clock_.now_ns(ClockId::realtime) / 1000000; }
 
@@ -154,7 +139,7 @@ class CronSource::Impl {
     stopped_ = true;
     persist();
     writer_.flush();
-    fd_.close();
+    timer_.close();
   }
 
   std::optional<cron::SavedSlot> saved_for(const std::string& id) const {
@@ -167,51 +152,7 @@ class CronSource::Impl {
 
   void rearm() {
     if (stopped_ || firing_) return;
-    auto deadline = scheduler_.next_deadline();
-    if (!deadline) {
-      if (fd_.is_open() && armed_for_ != LLONG_MAX) {
-        itimerspec off{};
-        ::timerfd_settime(fd_.native_handle(), 0, &off, nullptr);
-        armed_for_ = LLONG_MAX;
-      }
-      return;
-    }
-    if (!fd_.is_open()) {
-      int fd = ::timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
-      if (fd < 0) {
-        spdlog::error("cron: timerfd_create: {}; cron jobs cannot fire", std::strerror(errno));
-        return;
-      }
-      fd_.assign(fd);
-    }
-    if (*deadline == armed_for_ && waiting_) return;
-    itimerspec its{};
-    const std::int64_t ms = std::max<std::int64_t>(*deadline, 1);
-    its.it_value.tv_sec = static_cast<time_t>(ms / 1000);
-    its.it_value.tv_nsec = static_cast<long>(ms % 1000) * 1000000;
-    if (::timerfd_settime(fd_.native_handle(), TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its,
-                          nullptr) != 0) {
-      if (errno == ECANCELED) {
-        // The clock was set between our last look and now: re-plan at once.
-        asio::post(io_, [this] { fire(true); });
-        return;
-      }
-      spdlog::error("cron: timerfd_settime: {}", std::strerror(errno));
-      return;
-    }
-    armed_for_ = *deadline;
-    if (!waiting_) {
-      waiting_ = true;
-      fd_.async_wait(asio::posix::descriptor_base::wait_read, [this](boost::system::error_code ec) {
-        waiting_ = false;
-        if (ec || stopped_) return;
-        std::uint64_t n = 0;
-        bool clock_set = false;
-        if (::read(fd_.native_handle(), &n, sizeof n) < 0 && errno == ECANCELED) clock_set = true;
-        armed_for_ = LLONG_MAX;
-        fire(clock_set);
-      });
-    }
+    timer_.arm(scheduler_.next_deadline());
   }
 
   void fire(bool clock_set) {
@@ -282,46 +223,24 @@ class CronSource::Impl {
     saved_.clear();
     if (state_dir_.empty()) return;
     const std::string path = state_path();
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      if (errno != ENOENT) spdlog::warn("cron state {}: {}", path, std::strerror(errno));
-      return;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    std::string why;
-    std::map<std::string, cron::SavedSlot> slots;
-    if (text.str().size() > kMaxStateBytes) {
-      why = "larger than " + std::to_string(kMaxStateBytes) + " bytes";
-    } else {
-      Json j = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded()) {
-        why = "not valid JSON";
-      } else if (!j.is_object() || j.value("version", Json()) != kStateVersion ||
-                 !j.contains("jobs") || !j["jobs"].is_object()) {
-        why = "not a version 1 state file";
-      } else {
-        for (const auto& [id, v] : j["jobs"].items()) {
-          if (!v.is_object() || !v.contains("schedule") || !v["schedule"].is_string() ||
-              !v.contains("zone") || !v["zone"].is_string() || !v.contains("last") ||
-              !v["last"].is_number_integer()) {
-            why = "the entry for \"" + id + "\" is malformed";
-            break;
-          }
-          slots[id] = cron::SavedSlot{v["schedule"].get<std::string>(),
-                                      v["zone"].get<std::string>(),
-                                      cron::Seconds{std::chrono::seconds{v["last"].get<std::int64_t>()}}};
-        }
-      }
-    }
-    if (!why.empty()) {
-      spdlog::error("cron state {}: {}; ignored (missed: once jobs start afresh), kept as {}.corrupt",
-                    path, why, path);
-      ::rename(path.c_str(), (path + ".corrupt").c_str());
+    bool corrupt = false;
+    auto entries = read_state(
+        path, "cron state", "jobs",
+        [](const Json& v) {
+          return v.is_object() && v.contains("schedule") && v["schedule"].is_string() &&
+                 v.contains("zone") && v["zone"].is_string() && v.contains("last") &&
+                 v["last"].is_number_integer();
+        },
+        "missed: once jobs start afresh", &corrupt);
+    if (corrupt) {
       state_dirty_ = true;
       return;
     }
-    saved_ = std::move(slots);
+    if (entries.empty() && !std::filesystem::exists(path)) return;
+    for (const auto& [id, v] : entries) {
+      saved_[id] = cron::SavedSlot{v["schedule"].get<std::string>(), v["zone"].get<std::string>(),
+                                   cron::Seconds{std::chrono::seconds{v["last"].get<std::int64_t>()}}};
+    }
     spdlog::info("cron state {}: {} remembered slot(s)", path, saved_.size());
   }
 
@@ -345,8 +264,7 @@ class CronSource::Impl {
       struct stat st {};
       if (::stat(state_path().c_str(), &st) != 0) return;
     }
-    std::string text = Json{{"version", kStateVersion}, {"jobs", std::move(jobs)}}.dump(1) + "\n";
-    writer_.submit(state_dir_, state_path(), std::move(text));
+    writer_.submit(state_dir_, state_path(), state_text("jobs", std::move(jobs)));
     wrote_once_ = true;
   }
 
@@ -355,15 +273,13 @@ class CronSource::Impl {
   const Clock& clock_;
   std::mt19937_64 rng_;
   cron::CronScheduler scheduler_;
-  asio::posix::stream_descriptor fd_;
+  WallTimer timer_;
   std::map<std::string, cron::SavedSlot> saved_;
   std::string state_dir_;
   StateWriter writer_{"cron state"};
   Claimer claimer_;
   std::function<bool()> claims_available_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  std::int64_t armed_for_ = LLONG_MAX;
-  bool waiting_ = false;
   bool firing_ = false;
   bool stopped_ = false;
   bool state_dirty_ = false;
@@ -427,22 +343,7 @@ void CronSource::status(std::vector<SourceStatus>& out, std::size_t limit) const
 }
 
 void CronSource::status_sections(spec::Node& status) const {
-  // The state file: `ok`, `failing` (with the error and since when) or `none` (not written yet:
-  // no job has fired, or no state_dir).
-  StateFileHealth h = impl_->state_health();
-  spec::Node state = spec::Node::mapping();
-  if (h.path.empty()) {
-    state.add("state", text("none"));
-  } else if (h.error.empty()) {
-    state.add("state", text("ok"));
-    state.add("path", text(h.path));
-  } else {
-    state.add("state", text("failing"));
-    state.add("path", text(h.path));
-    state.add("error", text(h.error));
-    state.add("failing_since", text(format_rfc3339(h.failing_since)));
-  }
-  status.add("cron_state", std::move(state));
+  status.add("cron_state", health_node(impl_->state_health()));
 }
 
 void CronSource::stop() { impl_->stop(); }
