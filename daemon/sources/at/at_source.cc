@@ -18,9 +18,9 @@ using Seconds = std::chrono::sys_seconds;
 
 namespace {
 
-// How long the state keeps a fired run-time entry, so that the same `add_at` after a restart does
-// not fire it again.
-constexpr std::chrono::hours kKeepFired{24 * 7};
+// How long past its instant the state keeps an entry no longer held, so that the same `add_at`
+// after a restart neither fires it again nor misses its catch-up.
+constexpr std::chrono::hours kRememberFor{24 * 7};
 
 spec::Node text(std::string s) {
   return spec::Node::scalar(std::move(s), spec::Node::Style::quoted);
@@ -305,11 +305,11 @@ class AtSource::Impl {
   }
 
   void persist() {
-    // Fired run-time entries are remembered for a while, then forgotten.
+    // Entries no longer held (run-time ones that fired, or were not added again after a
+    // restart) are remembered for a while past their instant, then forgotten.
     const Seconds t = now();
     for (auto it = remembered_.begin(); it != remembered_.end();) {
-      bool old =
-          it->second.fired && !entries_.contains(it->first) && it->second.instant + kKeepFired < t;
+      bool old = !entries_.contains(it->first) && it->second.instant + kRememberFor < t;
       if (old) {
         it = remembered_.erase(it);
         dirty_ = true;
