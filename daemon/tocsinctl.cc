@@ -7,6 +7,8 @@
 //                                                    prints events until Ctrl-C or N events
 //     wait [SIGNAL] [--timeout T]                    prints the next unhandled event
 //     table | status | metrics | reload
+//     timers [--all]                                 timers, rb_timers, cron jobs and `at`
+//                                                    entries by next fire (systemctl list-timers)
 //     add-timer SIGNAL EVERY [--after T] [--clock C] [--iterations N] [--id ID] [--rb]
 //     add-rb-timer SIGNAL EVERY [...]                 prints the new source's id
 //     add-cron SIGNAL 'EXPR' [--tz Z] [--jitter T] [--missed skip|once] [--iterations N] [--id ID]
@@ -36,8 +38,11 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -119,21 +124,115 @@ std::string event_line(const Json& ev) {
   return line;
 }
 
-// Columns left-aligned, two spaces apart.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
+// Columns left-aligned, two spaces apart, each line after `indent`.
+void print_table(const std::vector<std::vector<std::string>>& rows,
+                 const std::string& indent = "") {
   std::vector<std::size_t> widths;
   for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
     for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
   }
   for (const auto& row : rows) {
-    std::string line;
+    std::string line = indent;
     for (std::size_t i = 0; i < row.size(); ++i) {
       line += row[i];
       if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
     }
     std::cout << line << "\n";
   }
+}
+
+// ---- times for a person ----------------------------------------------------------------------
+
+using Ms = std::int64_t;  // milliseconds since the epoch, or a span
+
+Ms now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The daemon's times: RFC 3339 in UTC ("2026-12-02T15:40:00Z", maybe with a fraction).
+std::optional<Ms> parse_utc(const Json& v) {
+  if (!v.is_string()) return std::nullopt;
+  const std::string& s = v.get_ref<const std::string&>();
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  Ms ms = static_cast<Ms>(::timegm(&tm)) * 1000;
+  std::size_t i = static_cast<std::size_t>(consumed);
+  if (i < s.size() && s[i] == '.') {
+    Ms scale = 100;
+    for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10)
+      ms += (s[i] - '0') * scale;
+  }
+  return ms;
+}
+
+// In the local zone (TZ), as systemctl list-timers shows it: "Wed 2026-12-02 15:40:00 UTC".
+std::string local_time(Ms ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a %Y-%m-%d %H:%M:%S %Z", &tm);
+  return buf;
+}
+
+// A span as a person says it, to its two largest units: "4min 59s", "1h 2min", "3 days".
+std::string human_span(Ms ms) {
+  if (ms < 0) ms = 0;
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::int64_t s = ms / 1000;
+  struct Unit {
+    std::int64_t seconds;
+    const char* one;
+    const char* many;
+  };
+  static constexpr Unit kUnits[] = {{7 * 86400, " week", " weeks"},
+                                    {86400, " day", " days"},
+                                    {3600, "h", "h"},
+                                    {60, "min", "min"},
+                                    {1, "s", "s"}};
+  std::string out;
+  int parts = 0;
+  for (const Unit& u : kUnits) {
+    if (parts == 2 || (parts == 1 && s == 0)) break;
+    std::int64_t n = s / u.seconds;
+    if (n == 0) {
+      if (parts == 1) break;  // "1h 5s" says too little: "1h"
+      continue;
+    }
+    s -= n * u.seconds;
+    out += (out.empty() ? "" : " ") + std::to_string(n) + (n == 1 ? u.one : u.many);
+    ++parts;
+  }
+  return out;
+}
+
+// The UTC offset, in seconds, at the end of an ISO 8601 time ("...+05:30", "...Z").
+std::optional<long> iso_offset(const std::string& iso) {
+  if (!iso.empty() && iso.back() == 'Z') return 0;
+  if (iso.size() < 6) return std::nullopt;
+  std::string tail = iso.substr(iso.size() - 6);
+  int h = 0, m = 0;
+  if ((tail[0] != '+' && tail[0] != '-') || std::sscanf(tail.c_str() + 1, "%2d:%2d", &h, &m) != 2) {
+    return std::nullopt;
+  }
+  long off = h * 3600L + m * 60L;
+  return tail[0] == '-' ? -off : off;
+}
+
+long local_offset(Ms ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  return tm.tm_gmtoff;
 }
 
 struct Options {
@@ -254,44 +353,201 @@ int cmd_table(Client& c, const Options& o) {
   return kExitOk;
 }
 
-int cmd_status(Client& c, const Options& o) {
+// A source's SCHEDULE cell: what the daemon says, and for a cron job whose zone keeps another
+// time than the local one, the next fire in that zone too (NEXT is local, so that the column
+// reads and sorts in one zone; the job's own wall time is what its expression speaks of).
+std::string schedule_cell(const Json& s, std::optional<Ms> next) {
+  std::string out = str(s.value("schedule", Json()));
+  if (s.value("kind", "") != "cron") return out;
+  std::string zone = s.value("zone", "");
+  std::string in_zone = s.value("next", "");
+  auto offset = iso_offset(in_zone);
+  if (!next || !offset || *offset == local_offset(*next)) return out;
+  std::string shown = in_zone;
+  if (shown.size() > 10 && shown[10] == 'T') shown[10] = ' ';
+  return out + " (" + (zone.empty() ? "" : zone + ": ") + "next " + shown + ")";
+}
+
+// `timers`: the kinds that fire by time, as `systemctl list-timers` lists them.
+int cmd_timers(Client& c, const Options& o, bool all) {
   auto r = c.call("status");
   if (!r) return fail("status", r.error());
+  struct Row {
+    Json source;
+    std::optional<Ms> next, last;
+  };
+  std::vector<Row> rows;
+  std::size_t left_out = 0;
+  const Json sources = r->value("sources", Json::object());
+  for (const auto& s : sources.value("list", Json::array())) {
+    const std::string kind = s.value("kind", "");
+    if (kind != "timer" && kind != "rb_timer" && kind != "cron" && kind != "at") continue;
+    Row row{s, parse_utc(s.value("next_fire", Json())), parse_utc(s.value("last_fire", Json()))};
+    // Retired: an `at` entry that fired, was missed or had passed, or any source not `ok`.
+    if (!all && (!row.next || s.value("state", "ok") != "ok")) {
+      ++left_out;
+      continue;
+    }
+    rows.push_back(std::move(row));
+  }
+  // By next fire; those without one last, in the daemon's order.
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    if (!a.next || !b.next) return a.next.has_value() && !b.next.has_value();
+    return *a.next < *b.next;
+  });
   if (!o.human) {
-    print_json(*r);
+    for (const Row& row : rows) print_json(row.source);
     return kExitOk;
   }
-  std::vector<std::vector<std::string>> kv;
-  for (const auto& [key, value] : r->items()) {
-    if (key == "clients_detail" || key == "file_monitors") continue;
-    kv.push_back({key + ":", str(value)});
+  const Ms now = now_ms();
+  std::vector<std::vector<std::string>> table{
+      {"NEXT", "LEFT", "LAST", "PASSED", "ID", "KIND", "SIGNAL", "SCHEDULE"}};
+  for (const Row& row : rows) {
+    const Json& s = row.source;
+    std::string state = s.value("state", "ok");
+    table.push_back({row.next ? local_time(*row.next) : "-",
+                     row.next ? human_span(*row.next - now) : (state == "ok" ? "-" : state),
+                     row.last ? local_time(*row.last) : "-",
+                     row.last ? human_span(now - *row.last) + " ago" : "-",
+                     str(s.value("id", Json())), str(s.value("kind", Json())),
+                     str(s.value("signal", Json())), schedule_cell(s, row.next)});
   }
-  print_table(kv);
-  auto files = r->value("file_monitors", Json::array());
-  if (!files.empty()) {
-    std::cout << "\n";
+  print_table(table);
+  std::cout << "\n" << rows.size() << (rows.size() == 1 ? " timer" : " timers") << " listed.\n";
+  if (left_out > 0) {
+    std::cout << left_out << " without a next fire (fired, missed, passed or failing) left out: "
+              << "pass --all to see them too.\n";
+  }
+  return kExitOk;
+}
+
+// `status` on a terminal: one section per part of the daemon.
+void print_status(const Json& r) {
+  auto section = [first = true](const std::string& title) mutable {
+    std::cout << (first ? "" : "\n") << title << "\n";
+    first = false;
+  };
+  section("Daemon");
+  std::vector<std::vector<std::string>> kv;
+  auto field = [&](const std::string& label, const std::string& value) {
+    kv.push_back({label + ":", value});
+  };
+  field("version", str(r.value("version", Json())));
+  field("pid", str(r.value("pid", Json())));
+  if (auto up = r.value("uptime_ms", Json()); up.is_number()) {
+    field("uptime", human_span(up.get<Ms>()));
+  }
+  field("config", str(r.value("config", Json())));
+  field("socket", str(r.value("socket", Json())));
+  for (const char* key : {"clients", "children", "backlog", "waiters"}) {
+    field(key, str(r.value(key, Json())));
+  }
+  field("last seq", str(r.value("last_seq", Json())));
+  // Whatever a newer daemon adds is shown too rather than hidden.
+  static const char* kShown[] = {"version",       "pid",        "uptime_ms", "config",
+                                 "socket",        "clients",    "children",  "backlog",
+                                 "waiters",       "last_seq",   "sources",   "plugins",
+                                 "file_monitors", "cron_state", "at_state",  "clients_detail"};
+  for (const auto& [key, value] : r.items()) {
+    if (std::find(std::begin(kShown), std::end(kShown), key) == std::end(kShown)) {
+      field(key, str(value));
+    }
+  }
+  print_table(kv, "  ");
+
+  section("Sources");
+  const Json sources = r.value("sources", Json::object());
+  std::string counts;
+  for (const auto& [kind, n] : sources.items()) {
+    if (kind == "list") continue;
+    counts += (counts.empty() ? "" : "  ") + kind + ": " + str(n);
+  }
+  std::cout << "  " << (counts.empty() ? "none" : counts) << "\n";
+  const Json list = sources.value("list", Json::array());
+  if (!list.empty()) {
+    const Ms now = now_ms();
     std::vector<std::vector<std::string>> rows{
-        {"FILE MONITOR", "SIGNAL", "PATH", "RECURSIVE", "STATE", "WATCHES", "RAISED", "WHY"}};
+        {"ID", "KIND", "SIGNAL", "STATE", "FIRED", "NEXT", "LEFT", "LAST", "SCHEDULE", "WHY"}};
+    for (const auto& s : list) {
+      auto next = parse_utc(s.value("next_fire", Json()));
+      auto last = parse_utc(s.value("last_fire", Json()));
+      // WHY last: it is long when there is one, and the other columns stay narrow.
+      rows.push_back({str(s.value("id", Json())), str(s.value("kind", Json())),
+                      str(s.value("signal", Json())), str(s.value("state", Json())),
+                      str(s.value("fired", Json())), next ? local_time(*next) : "-",
+                      next ? human_span(*next - now) : "-", last ? local_time(*last) : "-",
+                      schedule_cell(s, next), str(s.value("why", Json()))});
+    }
+    std::cout << "\n";
+    print_table(rows, "  ");
+  }
+
+  auto files = r.value("file_monitors", Json::array());
+  if (!files.empty()) {
+    section("File monitors");
+    std::vector<std::vector<std::string>> rows{
+        {"ID", "SIGNAL", "PATH", "RECURSIVE", "STATE", "WATCHES", "UNWATCHED", "RAISED", "WHY"}};
     for (const auto& f : files) {
       rows.push_back({str(f.value("id", Json())), str(f.value("signal", Json())),
                       str(f.value("path", Json())), str(f.value("recursive", Json())),
                       str(f.value("state", Json())), str(f.value("watches", Json())),
-                      str(f.value("raised", Json())), str(f.value("why", Json()))});
+                      str(f.value("unwatched", Json())), str(f.value("raised", Json())),
+                      str(f.value("why", Json()))});
     }
-    print_table(rows);
+    print_table(rows, "  ");
   }
-  auto detail = r->value("clients_detail", Json::array());
-  if (!detail.empty()) {
-    std::cout << "\n";
+
+  section("State files");
+  std::vector<std::vector<std::string>> health;
+  for (const char* key : {"cron_state", "at_state"}) {
+    Json h = r.value(key, Json());
+    if (!h.is_object()) continue;
+    std::string state = h.value("state", "none");
+    std::string text = state;
+    if (h.contains("path")) text += "  " + str(h["path"]);
+    if (state == "failing") {
+      text +=
+          "  since " + str(h.value("failing_since", Json())) + ": " + str(h.value("error", Json()));
+    }
+    health.push_back({std::string(key) + ":", text});
+  }
+  print_table(health, "  ");
+
+  auto plugins = r.value("plugins", Json::object());
+  if (!plugins.empty()) {
+    section("Plugins");
+    std::vector<std::vector<std::string>> rows{{"PLUGIN", "STATE", "ERROR"}};
+    for (const auto& [name, p] : plugins.items()) {
+      rows.push_back({name, str(p.value("state", Json())), str(p.value("error", Json()))});
+    }
+    print_table(rows, "  ");
+  }
+
+  section("Clients");
+  auto detail = r.value("clients_detail", Json::array());
+  if (detail.empty()) {
+    std::cout << "  none\n";
+  } else {
     std::vector<std::vector<std::string>> rows{
-        {"CLIENT", "NAME", "GROUP", "UID", "PID", "SUBSCRIPTIONS", "QUEUE", "UNACKED"}};
+        {"CLIENT", "NAME", "GROUP", "UID", "PID", "SUBSCRIPTIONS", "QUEUE", "UNACKED", "DROPPED"}};
     for (const auto& cl : detail) {
       rows.push_back({str(cl.value("client", Json())), str(cl.value("name", Json())),
                       str(cl.value("group", Json())), str(cl.value("uid", Json())),
                       str(cl.value("pid", Json())), str(cl.value("subscriptions", Json())),
-                      str(cl.value("queue", Json())), str(cl.value("unacked", Json()))});
+                      str(cl.value("queue", Json())), str(cl.value("unacked", Json())),
+                      str(cl.value("dropped", Json()))});
     }
-    print_table(rows);
+    print_table(rows, "  ");
+  }
+}
+
+int cmd_status(Client& c, const Options& o) {
+  auto r = c.call("status");
+  if (!r) return fail("status", r.error());
+  if (o.human) {
+    print_status(*r);
+  } else {
+    print_json(*r);
   }
   return kExitOk;
 }
@@ -511,6 +767,10 @@ int main(int argc, char** argv) {
 
   auto* table = app.add_subcommand("table", "the signal table with its counters");
   auto* status = app.add_subcommand("status", "the daemon's state and its clients");
+  bool timers_all = false;
+  auto* timers = app.add_subcommand(
+      "timers", "timers, rb_timers, cron jobs and at entries, by next fire (list-timers)");
+  timers->add_flag("--all", timers_all, "also those without a next fire (fired, missed, passed)");
   auto* metrics = app.add_subcommand("metrics", "Prometheus metrics (text)");
   auto* reload = app.add_subcommand("reload", "re-read the configuration; waits for the outcome");
 
@@ -643,6 +903,7 @@ int main(int argc, char** argv) {
   if (*wait) return cmd_wait(c, o, wait_signal, wait_timeout);
   if (*table) return cmd_table(c, o);
   if (*status) return cmd_status(c, o);
+  if (*timers) return cmd_timers(c, o, timers_all);
   if (*metrics) return cmd_metrics(c, o);
   if (*reload) return cmd_reload(c, o);
   if (*add_rb_timer) timer_args.rb = true;

@@ -86,9 +86,10 @@ class FileSource::Impl {
     if (auto r = open(); !r) return r;
     auto m = set_->add(spec, from_config);
     if (!m) return m.error();
-    spdlog::info("file monitor {}: watching {}{} ({} director{})", spec.id, m.value()->path,
+    // Watches, not directories: a monitored file has a watch of its own besides its directory's.
+    spdlog::info("file monitor {}: watching {}{} ({} watch{})", spec.id, m.value()->path,
                  spec.recursive ? " recursively" : "", m.value()->watches,
-                 m.value()->watches == 1 ? "y" : "ies");
+                 m.value()->watches == 1 ? "" : "es");
     if (set_->needs_retry()) arm_retry();
     return ok();
   }

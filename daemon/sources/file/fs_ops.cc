@@ -15,12 +15,6 @@ namespace tocsin::fs {
 
 namespace {
 
-// What every directory watch asks for; monitors filter in user space, so one watch (one wd per
-// inode) serves all of them.
-constexpr std::uint32_t kWatchMask = IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE |
-                                     IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF |
-                                     IN_MOVE_SELF | IN_ONLYDIR;
-
 FileStat from_stat(const struct stat& st) {
   FileStat f;
   f.ino = st.st_ino;
@@ -67,9 +61,9 @@ std::optional<std::string> normalize_path(std::string_view path, std::string* wh
   return out.empty() ? "/" : out;
 }
 
-int SystemFs::add_watch(const std::string& path, bool follow) {
+int SystemFs::add_watch(const std::string& path, std::uint32_t mask) {
   if (fd_ < 0) return -EMFILE;  // inotify_add_watch itself never says EMFILE
-  int wd = ::inotify_add_watch(fd_, path.c_str(), kWatchMask | (follow ? 0 : IN_DONT_FOLLOW));
+  int wd = ::inotify_add_watch(fd_, path.c_str(), mask);
   return wd >= 0 ? wd : -errno;
 }
 

@@ -48,9 +48,10 @@ std::string parent_of(const std::string& path) {
 // ---- the watch trees -------------------------------------------------------------------------------
 
 struct Node {
-  enum class Role { anchor, tree };
+  enum class Role { anchor, tree, file };
   explicit Node(Role r) : role(r) {}
   Role role;
+  FileStat watched;  // a file node: the inode its watch is on
   int wd = -1;
   bool failed = false;   // the watch could not be added (counted in Monitor::unwatched)
   bool top = false;      // `name` is an absolute path
@@ -78,9 +79,11 @@ Monitor::~Monitor() = default;
 WatchSet::WatchSet(FsOps& fs, const Clock& clock) : fs_(fs), clock_(clock) {}
 
 WatchSet::~WatchSet() {
+  closing_ = true;
   for (auto& [id, m] : monitors_) {
     if (m->anchor) drop(*m, m->anchor);
     if (m->root) drop(*m, m->root);
+    if (m->file) drop(*m, m->file);
   }
   for (auto& mv : moves_) drop(*mv.monitor, mv.subtree);
 }
@@ -108,6 +111,7 @@ bool WatchSet::remove(const std::string& id) {
   Monitor& m = *it->second;
   if (m.anchor) drop(m, m.anchor);
   if (m.root) drop(m, m.root);
+  if (m.file) drop(m, m.file);
   for (auto mv = moves_.begin(); mv != moves_.end();) {
     if (mv->monitor == &m) {
       drop(m, mv->subtree);
@@ -132,8 +136,13 @@ std::vector<Monitor*> WatchSet::take_touched() {
   return std::exchange(touched_, {});
 }
 
-WatchSet::Watched WatchSet::watch(Monitor& m, Node& node, const std::string& path, bool follow) {
-  int wd = fs_.add_watch(path, follow);
+WatchSet::Watched WatchSet::watch(Monitor& m, Node& node, const std::string& path, bool follow,
+                                  std::uint32_t events) {
+  const std::uint32_t flags =
+      (node.role == Node::Role::file ? 0 : IN_ONLYDIR) | (follow ? 0 : IN_DONT_FOLLOW);
+  // IN_MASK_ADD: the inode may be watched already for other registrations, which keep needing
+  // what they asked for.
+  int wd = fs_.add_watch(path, events | flags | IN_MASK_ADD);
   if (wd < 0) {
     int err = -wd;
     if (err == ENOENT || err == ENOTDIR || err == ELOOP) return Watched::gone;
@@ -151,10 +160,62 @@ WatchSet::Watched WatchSet::watch(Monitor& m, Node& node, const std::string& pat
     // The same directory twice in one monitor (a bind mount inside its own tree): not again.
     if (r.monitor == &m) return Watched::gone;
   }
-  regs.push_back(Reg{&m, &node});
+  regs.push_back(Reg{&m, &node, events, flags});
   node.wd = wd;
   ++m.watches;
   return Watched::yes;
+}
+
+std::optional<std::string> WatchSet::watch_path(const Reg& r) const {
+  if (r.node->role == Node::Role::file) return r.monitor->path;
+  return path_of(*r.node);
+}
+
+void WatchSet::apply_mask(int wd) {
+  auto it = by_wd_.find(wd);
+  if (it == by_wd_.end() || closing_) return;
+  std::uint32_t events = 0;
+  for (const Reg& r : it->second) events |= r.events;
+  // inotify sets a mask by path, and a path may name another inode by now: try each
+  // registration's path until one reaches this watch. If none does, the watch keeps the larger
+  // mask, which costs wake-ups and loses nothing; its node is about to be dropped anyway.
+  const std::vector<Reg> regs = it->second;
+  for (const Reg& r : regs) {
+    auto path = watch_path(r);
+    if (!path) continue;
+    int got = fs_.add_watch(*path, events | r.flags);
+    if (got == wd) return;
+    if (got < 0) continue;
+    if (auto other = by_wd_.find(got); other != by_wd_.end()) {
+      std::uint32_t theirs = 0;
+      for (const Reg& o : other->second) theirs |= o.events;
+      fs_.add_watch(*path, theirs | r.flags);  // put back what that watch's users need
+    } else {
+      fs_.rm_watch(got);  // a watch made by this call alone
+    }
+  }
+}
+
+void WatchSet::tune_anchor(Monitor& m) {
+  if (!m.anchor || m.anchor->wd < 0) return;
+  const bool own_watch = (m.root && m.root->wd >= 0) || (m.file && m.file->wd >= 0);
+  const std::uint32_t want =
+      m.anchor_is_parent && !own_watch ? fs::kWaitingAnchorEvents : fs::kAnchorEvents;
+  for (Reg& r : by_wd_[m.anchor->wd]) {
+    if (r.node != m.anchor.get() || r.events == want) continue;
+    r.events = want;
+    apply_mask(m.anchor->wd);
+    return;
+  }
+}
+
+void WatchSet::watch_file(Monitor& m) {
+  auto node = std::make_unique<Node>(Node::Role::file);
+  node->top = true;
+  node->name = m.path;
+  if (watch(m, *node, m.path, /*follow=*/true, fs::kFileEvents) == Watched::gone) return;
+  if (auto st = fs_.stat(m.path, true)) node->watched = *st;
+  m.file = std::move(node);
 }
 
 void WatchSet::unregister(Monitor& m, Node& node) {
@@ -165,10 +226,17 @@ void WatchSet::unregister(Monitor& m, Node& node) {
   if (node.wd < 0) return;
   auto it = by_wd_.find(node.wd);
   if (it != by_wd_.end()) {
+    std::uint32_t before = 0, after = 0;
+    for (const Reg& r : it->second) {
+      before |= r.events;
+      if (r.node != &node) after |= r.events;
+    }
     std::erase_if(it->second, [&](const Reg& r) { return r.node == &node; });
     if (it->second.empty()) {
       fs_.rm_watch(node.wd);
       by_wd_.erase(it);
+    } else if (after != before) {
+      apply_mask(node.wd);  // the others need less: the watch asks for less
     }
   }
   node.wd = -1;
@@ -223,13 +291,20 @@ void WatchSet::report(Monitor& m, const std::string& path, std::string_view name
 }
 
 void WatchSet::refresh_state(Monitor& m) {
+  tune_anchor(m);
   std::string why;
   if (!m.anchor && m.path != "/") {
     why = "no directory to watch for " + m.path + (m.watch_error.empty() ? "" : ": ") +
           m.watch_error;
   } else if (m.unwatched > 0) {
-    why = m.watch_error + "; " + std::to_string(m.unwatched) + " director" +
-          (m.unwatched == 1 ? "y" : "ies") + " not watched";
+    const bool file = m.file && m.file->failed;
+    const std::size_t dirs = m.unwatched - (file ? 1 : 0);
+    why = m.watch_error;
+    if (dirs > 0) {
+      why += "; " + std::to_string(dirs) + " director" + (dirs == 1 ? "y" : "ies") + " not watched";
+    }
+    // Its writes are still heard, by name, through the anchor (tune_anchor).
+    if (file) why += "; the file is not watched itself";
   } else if (!m.exists) {
     why = "the path does not exist; watching " + m.anchor->name + " for it to appear";
   }
@@ -242,7 +317,7 @@ void WatchSet::make_root(Monitor& m, bool report_contents) {
   auto node = std::make_unique<Node>(Node::Role::tree);
   node->top = true;
   node->name = m.path;
-  if (watch(m, *node, m.path, /*follow=*/true) == Watched::gone) return;
+  if (watch(m, *node, m.path, /*follow=*/true, fs::kTreeEvents) == Watched::gone) return;
   m.root = std::move(node);
   populate(m, *m.root, m.path, report_contents);
 }
@@ -260,7 +335,7 @@ void WatchSet::populate(Monitor& m, Node& dir, const std::string& path, bool rep
     child->parent = &dir;
     child->name = e.name;
     // Watched before it is listed: whatever is created in it from now on has an event.
-    if (watch(m, *child, p, /*follow=*/false) == Watched::gone) continue;
+    if (watch(m, *child, p, /*follow=*/false, fs::kTreeEvents) == Watched::gone) continue;
     Node& c = *child;
     dir.children.emplace(e.name, std::move(child));
     populate(m, c, p, report_contents);
@@ -271,6 +346,7 @@ void WatchSet::resolve(Monitor& m, bool report_changes) {
   const bool was = m.exists;
   if (m.anchor) drop(m, m.anchor);
   if (m.root) drop(m, m.root);
+  if (m.file) drop(m, m.file);
   m.anchor_is_parent = false;
   m.pending.clear();
   m.watch_error.clear();
@@ -291,7 +367,9 @@ void WatchSet::resolve(Monitor& m, bool report_changes) {
     auto node = std::make_unique<Node>(Node::Role::anchor);
     node->top = true;
     node->name = dir;
-    if (watch(m, *node, dir, /*follow=*/true) == Watched::gone) continue;  // raced: look again
+    if (watch(m, *node, dir, /*follow=*/true, fs::kAnchorEvents) == Watched::gone) {
+      continue;  // raced: look again
+    }
     m.anchor = std::move(node);
     m.anchor_is_parent = dir == m.parent_path;
     std::string_view rest = std::string_view(m.path).substr(dir == "/" ? 1 : dir.size() + 1);
@@ -310,7 +388,11 @@ void WatchSet::resolve(Monitor& m, bool report_changes) {
     m.exists = st.has_value();
     if (report_changes && m.exists && !was) report(m, m.path, m.base, kFileCreate, true);
     auto target = fs_.stat(m.path, true);
-    if (target && target->dir) make_root(m, report_changes);
+    if (target && target->dir) {
+      make_root(m, report_changes);
+    } else if (m.exists) {
+      watch_file(m);
+    }
     break;
   }
   if (report_changes && was && !m.exists) report(m, m.path, m.base, kFileDelete, true);
@@ -332,10 +414,16 @@ void WatchSet::handle(const RawEvent& e) {
                      [&](const Reg& x) { return x.node == r.node && x.monitor == r.monitor; })) {
       continue;
     }
-    if (r.node->role == Node::Role::anchor) {
-      on_anchor(*r.monitor, *r.node, e);
-    } else {
-      on_tree(*r.monitor, *r.node, e);
+    switch (r.node->role) {
+      case Node::Role::anchor:
+        on_anchor(*r.monitor, *r.node, e);
+        break;
+      case Node::Role::tree:
+        on_tree(*r.monitor, *r.node, e);
+        break;
+      case Node::Role::file:
+        on_file(*r.monitor, *r.node, e);
+        break;
     }
   }
   if (to_resolve_.empty()) return;
@@ -360,6 +448,7 @@ void WatchSet::on_anchor(Monitor& m, Node& node, const RawEvent& e) {
     node.entries.erase(m.base);
     m.exists = false;
     if (m.root) drop(m, m.root);
+    if (m.file) drop(m, m.file);
     report(m, m.path, m.base, bits, false);
     refresh_state(m);
     return;
@@ -375,10 +464,44 @@ void WatchSet::on_anchor(Monitor& m, Node& node, const RawEvent& e) {
     // Created, or something renamed over it (an atomic save): a new inode at the path.
     m.exists = st.has_value();
     if (m.root) drop(m, m.root);
+    if (m.file) drop(m, m.file);
     auto target = fs_.stat(m.path, true);
-    if (target && target->dir) make_root(m, /*report=*/true);
+    if (target && target->dir) {
+      make_root(m, /*report=*/true);
+    } else if (m.exists) {
+      watch_file(m);
+      // A created file starts empty: content now was written before its watch was added, and
+      // the anchor may not have heard it (it hears writes only while the path has no watch).
+      if ((e.mask & IN_CREATE) && target && target->size > 0) {
+        report(m, m.path, m.base, kFileModify, /*synthetic=*/true);
+      }
+    }
     refresh_state(m);
   }
+}
+
+void WatchSet::on_file(Monitor& m, Node& node, const RawEvent& e) {
+  if (e.mask & IN_IGNORED) {
+    // The kernel dropped the watch (the file is gone, or its filesystem): the anchor hears
+    // writes again until a new inode at the path gets a watch.
+    if (m.file.get() == &node) drop(m, m.file);
+    tune_anchor(m);
+    return;
+  }
+  std::uint32_t bits = bits_of(e.mask) & (kFileModify | kFileCloseWrite | kFileAttrib);
+  if (!bits) return;  // DELETE_SELF, MOVE_SELF: the anchor's events tell what the path did
+  if (bits & kFileAttrib) {
+    auto now = fs_.stat(m.path, true);
+    if (!now || now->ino != node.watched.ino || now->dev != node.watched.dev) {
+      // The link count of an unlink or of a rename over the file: the anchor reports that.
+      bits &= ~kFileAttrib;
+      if (!bits) return;
+    }
+  }
+  if (m.anchor && m.anchor_is_parent) {
+    if (auto st = fs_.stat(m.path, false)) m.anchor->entries[m.base] = *st;
+  }
+  report(m, m.path, m.base, bits, false);
 }
 
 void WatchSet::on_tree(Monitor& m, Node& node, const RawEvent& e) {
@@ -451,7 +574,7 @@ void WatchSet::on_tree(Monitor& m, Node& node, const RawEvent& e) {
   child->name = name;
   // Watched before it is listed: nothing created in it after this point lacks an event, and
   // what was created before is in the listing, reported as created.
-  if (watch(m, *child, p, /*follow=*/false) == Watched::gone) return;
+  if (watch(m, *child, p, /*follow=*/false, fs::kTreeEvents) == Watched::gone) return;
   Node& c = *child;
   node.children.emplace(name, std::move(child));
   populate(m, c, p, /*report=*/true);
@@ -470,7 +593,7 @@ void WatchSet::rescan_node(Monitor& m, Node& dir, const std::string& path, bool 
     // Watch before listing, as for a new directory.
     dir.failed = false;
     --m.unwatched;
-    if (watch(m, dir, path, /*follow=*/&dir == m.root.get()) == Watched::gone) {
+    if (watch(m, dir, path, /*follow=*/&dir == m.root.get(), fs::kTreeEvents) == Watched::gone) {
       return;  // gone meanwhile: its parent's rescan reports it
     }
   }
@@ -513,7 +636,7 @@ void WatchSet::rescan_node(Monitor& m, Node& dir, const std::string& path, bool 
         auto c = std::make_unique<Node>(Node::Role::tree);
         c->parent = &dir;
         c->name = e.name;
-        if (watch(m, *c, p, /*follow=*/false) != Watched::gone) {
+        if (watch(m, *c, p, /*follow=*/false, fs::kTreeEvents) != Watched::gone) {
           Node& ref = *c;
           dir.children.emplace(e.name, std::move(c));
           populate(m, ref, p, /*report=*/true);
@@ -559,11 +682,13 @@ void WatchSet::rescan(Monitor& m) {
       }
       m.exists = false;
       if (m.root) drop(m, m.root);
+      if (m.file) drop(m, m.file);
     } else {
       m.exists = true;
       if (old == entries.end() || old->second.ino != st->ino || old->second.dev != st->dev) {
         report(m, m.path, m.base, kFileCreate, true);
         if (m.root) drop(m, m.root);
+        if (m.file) drop(m, m.file);
       } else if (old->second.mtime_ns != st->mtime_ns || old->second.size != st->size) {
         if (!st->dir) report(m, m.path, m.base, kFileModify, true);
       } else if (old->second.ctime_ns != st->ctime_ns) {
@@ -572,9 +697,15 @@ void WatchSet::rescan(Monitor& m) {
       entries[m.base] = *st;
       auto target = fs_.stat(m.path, true);
       if (target && target->dir) {
+        if (m.file) drop(m, m.file);
         if (!m.root) make_root(m, true);
-      } else if (m.root) {
-        drop(m, m.root);
+      } else {
+        if (m.root) drop(m, m.root);
+        if (m.file && (m.file->failed || !target || target->ino != m.file->watched.ino ||
+                       target->dev != m.file->watched.dev)) {
+          drop(m, m.file);  // not the inode at the path now, or not watched: again
+        }
+        if (!m.file) watch_file(m);
       }
     }
   }
@@ -611,6 +742,11 @@ bool WatchSet::retry() {
         resolve(m, true);
       } else if (m.root) {
         rescan_node(m, *m.root, m.path, /*only_unwatched=*/true);
+      }
+      if (m.file && m.file->failed) {
+        // Its writes were heard through the anchor meanwhile: only the watch is missing.
+        drop(m, m.file);
+        watch_file(m);
       }
       refresh_state(m);
     }

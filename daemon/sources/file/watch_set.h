@@ -9,9 +9,15 @@
 //    counted and the watch is removed with the last one.
 //  - A monitor watches the directory that holds its path (the "anchor"), filtering by name, so
 //    that an atomic save (rename over) or delete-then-recreate of a watched file is seen and the
-//    monitor goes on. When the path is a directory it is also the root of a tree of watches
-//    (all subdirectories with `recursive`). A path that does not exist is waited for from its
-//    deepest existing ancestor.
+//    monitor goes on. The anchor asks only for entries appearing, disappearing or moving
+//    (fs_ops.h kAnchorEvents), so a busy neighbour wakes nothing; the path itself is watched
+//    for the rest: a file by a watch of its own (re-added on every new inode at the path), a
+//    directory as the root of a tree of watches (all subdirectories with `recursive`). While
+//    the path has no watch of its own (it does not exist yet, or its watch failed) the anchor
+//    also hears writes, by name. A path that does not exist is waited for from its deepest
+//    existing ancestor.
+//  - Each registration on a wd says which events it needs; the kernel watch asks for their
+//    union, set again whenever a registration comes, goes or changes.
 //  - A new subdirectory is watched before it is listed, and what the listing finds is reported,
 //    so that nothing created in it right after its creation is missed.
 //  - An inotify queue overflow rescans every tree against the snapshots and reports what
@@ -53,6 +59,7 @@ struct Monitor {
 
   std::unique_ptr<Node> anchor;  // the deepest existing ancestor directory of `path`
   std::unique_ptr<Node> root;    // `path` itself when it is a directory
+  std::unique_ptr<Node> file;    // `path` itself when it is not: its own watch
   bool anchor_is_parent = false;
   std::string pending;           // the name the anchor waits for, toward `path`
   bool exists = false;           // `path` exists
@@ -113,6 +120,8 @@ class WatchSet {
   struct Reg {
     Monitor* monitor;
     Node* node;
+    std::uint32_t events;  // what this node needs from the watch (fs_ops.h masks)
+    std::uint32_t flags;   // IN_ONLYDIR, IN_DONT_FOLLOW: how its path is watched again
   };
   struct PendingMove {
     Monitor* monitor;
@@ -122,7 +131,13 @@ class WatchSet {
 
   void resolve(Monitor& m, bool report);
   void make_root(Monitor& m, bool report);
-  Watched watch(Monitor& m, Node& node, const std::string& path, bool follow);
+  Watched watch(Monitor& m, Node& node, const std::string& path, bool follow, std::uint32_t events);
+  void watch_file(Monitor& m);
+  // Sets the kernel mask of `wd` to the union of its registrations' events.
+  void apply_mask(int wd);
+  // The anchor's events follow whether the path has a watch of its own.
+  void tune_anchor(Monitor& m);
+  std::optional<std::string> watch_path(const Reg& r) const;
   void populate(Monitor& m, Node& dir, const std::string& path, bool report);
   void rescan_node(Monitor& m, Node& dir, const std::string& path, bool only_unwatched);
   void rescan(Monitor& m);
@@ -131,6 +146,7 @@ class WatchSet {
   void unregister(Monitor& m, Node& node);
   void on_anchor(Monitor& m, Node& node, const RawEvent& e);
   void on_tree(Monitor& m, Node& node, const RawEvent& e);
+  void on_file(Monitor& m, Node& node, const RawEvent& e);
   std::optional<std::string> path_of(const Node& node) const;
   // Reports a change that inotify told of; `synthetic` ones were found by a listing or a rescan.
   void report(Monitor& m, const std::string& path, std::string_view name, std::uint32_t bits,
@@ -145,6 +161,7 @@ class WatchSet {
   std::vector<PendingMove> moves_;
   std::vector<Monitor*> touched_;
   std::vector<Monitor*> to_resolve_;
+  bool closing_ = false;  // the destructor: no masks to narrow
 };
 
 }  // namespace tocsin::fs

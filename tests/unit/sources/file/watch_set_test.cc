@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,13 +29,15 @@ namespace stdfs = std::filesystem;
 // ---- watch trees on a real inotify fd ----------------------------------------------------------
 
 // A SystemFs whose add_watch fails with ENOSPC for paths containing `fail_marker` (the watch
-// limit cannot be lowered without changing a global sysctl).
+// limit cannot be lowered without changing a global sysctl), and that records every mask asked
+// for.
 class LimitedFs : public FsOps {
  public:
   explicit LimitedFs(int fd) : real_(fd) {}
-  int add_watch(const std::string& path, bool follow) override {
+  int add_watch(const std::string& path, std::uint32_t mask) override {
+    asked.emplace_back(path, mask);
     if (!fail_marker.empty() && path.find(fail_marker) != std::string::npos) return -ENOSPC;
-    return real_.add_watch(path, follow);
+    return real_.add_watch(path, mask);
   }
   void rm_watch(int wd) override { real_.rm_watch(wd); }
   std::optional<FileStat> stat(const std::string& path, bool follow) override {
@@ -44,6 +47,16 @@ class LimitedFs : public FsOps {
     return real_.list(path, follow);
   }
   std::string fail_marker;
+  std::vector<std::pair<std::string, std::uint32_t>> asked;  // (path, mask) of each add_watch
+
+  // The masks asked for `path`, in order.
+  std::vector<std::uint32_t> masks(const std::string& path) const {
+    std::vector<std::uint32_t> out;
+    for (const auto& [p, mask] : asked) {
+      if (p == path) out.push_back(mask);
+    }
+    return out;
+  }
 
  private:
   SystemFs real_;
@@ -91,6 +104,21 @@ struct WatchSetTest : ::testing::Test {
       }
     }
     set.end_of_drain();
+  }
+
+  // How many events the kernel has queued (read and thrown away): what would wake the daemon.
+  int queued() {
+    alignas(inotify_event) char buf[65536];
+    int count = 0;
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+      for (char* p = buf; p < buf + n;) {
+        auto* ev = reinterpret_cast<inotify_event*>(p);
+        ++count;
+        p += sizeof(inotify_event) + ev->len;
+      }
+    }
+    return count;
   }
 
   // Reads and throws away what is queued: the events a queue overflow would lose.
@@ -309,6 +337,121 @@ TEST_F(WatchSetTest, EventsAndMatchFilter) {
   stdfs::remove(at("a.conf"));
   pump();
   EXPECT_EQ(take(conf), (std::map<std::string, Names>{{at("a.conf"), {"close_write"}}}));
+}
+
+// ---- what each watch asks for (issue 17: quiet anchors) ----------------------------------------
+
+constexpr std::uint32_t kDir = IN_ONLYDIR | IN_MASK_ADD;
+
+TEST_F(WatchSetTest, AnAnchorAsksOnlyForEntriesAndAFileIsWatchedItself) {
+  write(at("app.conf"), "v1");
+  stdfs::create_directories(at("tree"));
+  add("f", at("app.conf"));
+  add("d", at("tree"));
+  const std::string parent = dir.path().string();
+  EXPECT_EQ(fs.masks(parent),
+            (std::vector<std::uint32_t>{kAnchorEvents | kDir, kAnchorEvents | kDir}));
+  EXPECT_EQ(fs.masks(at("app.conf")), (std::vector<std::uint32_t>{kFileEvents | IN_MASK_ADD}));
+  EXPECT_EQ(fs.masks(at("tree")), (std::vector<std::uint32_t>{kTreeEvents | kDir}));
+  for (const auto& [path, mask] : fs.asked) {
+    if (path == parent) {
+      EXPECT_EQ(mask & (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB), 0u);
+    }
+  }
+}
+
+TEST_F(WatchSetTest, ABusyNeighbourQueuesNothing) {
+  write(at("app.conf"), "v1");
+  stdfs::create_directories(at("tree"));
+  Monitor& f = add("f", at("app.conf"));
+  Monitor& d = add("d", at("tree"));
+  {
+    std::ofstream sibling(at("sibling.log"));
+    sibling << "x" << std::flush;
+    ASSERT_EQ(queued(), 1) << "its creation, heard by the anchor";
+    for (int i = 0; i < 1000; ++i) sibling << "line " << i << "\n" << std::flush;
+    ::chmod(at("sibling.log").c_str(), 0600);
+  }
+  EXPECT_EQ(queued(), 0) << "writes, closes, attributes of a neighbour wake nothing";
+  // Still so after an atomic save replaced the file (a new inode, a new watch).
+  write(at(".app.conf.tmp"), "v2");
+  stdfs::rename(at(".app.conf.tmp"), at("app.conf"));
+  pump();
+  EXPECT_EQ(take(f), (std::map<std::string, Names>{{at("app.conf"), {"move"}}}));
+  std::ofstream(at("sibling.log"), std::ios::app) << "more" << std::flush;
+  EXPECT_EQ(queued(), 0);
+  // The monitored paths themselves are heard.
+  write(at("app.conf"), "v3");
+  write(at("tree/x"), "x");
+  pump();
+  EXPECT_EQ(take(f), (std::map<std::string, Names>{{at("app.conf"), {"modify", "close_write"}}}));
+  EXPECT_EQ(take(d),
+            (std::map<std::string, Names>{{at("tree/x"), {"create", "modify", "close_write"}}}));
+}
+
+TEST_F(WatchSetTest, AnAnchorWaitingForItsFileHearsWritesUntilTheFileHasAWatch) {
+  Monitor& m = add("f", at("later.conf"));
+  const std::string parent = dir.path().string();
+  EXPECT_EQ(fs.masks(parent).back(), kWaitingAnchorEvents | IN_ONLYDIR)
+      << "a file's first writes come before its own watch";
+  write(at("later.conf"), "x");
+  pump();
+  EXPECT_EQ(
+      take(m),
+      (std::map<std::string, Names>{{at("later.conf"), {"create", "modify", "close_write"}}}));
+  EXPECT_EQ(fs.masks(parent).back(), kAnchorEvents | IN_ONLYDIR) << "quiet again";
+  EXPECT_EQ(fs.masks(at("later.conf")).back(), kFileEvents | IN_MASK_ADD);
+  // Deleted: waiting again.
+  stdfs::remove(at("later.conf"));
+  pump();
+  EXPECT_EQ(take(m), (std::map<std::string, Names>{{at("later.conf"), {"delete"}}}));
+  EXPECT_EQ(fs.masks(parent).back(), kWaitingAnchorEvents | IN_ONLYDIR);
+}
+
+TEST_F(WatchSetTest, AFileCreatedAndWrittenBeforeTheDeleteIsHandledIsStillReportedWritten) {
+  write(at("app.conf"), "v1");
+  Monitor& m = add("f", at("app.conf"), false, config::kFileCloseWrite);
+  // Delete and create again in one go: the anchor was quiet (the file had its own watch), so
+  // the new file's writes were heard by nobody; its content says it was written.
+  stdfs::remove(at("app.conf"));
+  write(at("app.conf"), "v2");
+  pump();
+  EXPECT_EQ(take(m), (std::map<std::string, Names>{{at("app.conf"), {"modify"}}}));
+  write(at("app.conf"), "v3");
+  pump();
+  EXPECT_EQ(take(m), (std::map<std::string, Names>{{at("app.conf"), {"close_write"}}}));
+}
+
+TEST_F(WatchSetTest, ASharedWatchAsksForTheUnionOfItsUsers) {
+  stdfs::create_directories(at("d"));
+  add("tree", at("d"));        // d is a tree directory: everything
+  add("file", at("d/f.txt"));  // d is also the anchor of a file that does not exist
+  EXPECT_EQ(set.watch_count(), 2u);
+  write(at("d/other"), "x");
+  EXPECT_GT(queued(), 0) << "the tree's events";
+  // The tree goes: d is only an anchor now, waiting for f.txt, and asks for that alone.
+  EXPECT_TRUE(set.remove("tree"));
+  EXPECT_EQ(fs.masks(at("d")).back(), kWaitingAnchorEvents | IN_ONLYDIR);
+  write(at("d/f.txt"), "x");
+  pump();
+  EXPECT_EQ(fs.masks(at("d")).back(), kAnchorEvents | IN_ONLYDIR);
+  std::ofstream(at("d/other"), std::ios::app) << "more" << std::flush;
+  EXPECT_EQ(queued(), 0);
+  // A file watch that fails (the watch limit) leaves the anchor hearing it by name.
+  fs.fail_marker = "g.txt";
+  Monitor& g = add("g", at("d/g.txt"));
+  write(at("d/g.txt"), "x");
+  pump();
+  EXPECT_EQ(g.unwatched, 1u);
+  EXPECT_EQ(fs.masks(at("d")).back(), kWaitingAnchorEvents | IN_ONLYDIR);
+  take(g);
+  write(at("d/g.txt"), "y");
+  pump();
+  EXPECT_EQ(take(g), (std::map<std::string, Names>{{at("d/g.txt"), {"modify", "close_write"}}}));
+  fs.fail_marker.clear();
+  EXPECT_FALSE(set.retry());
+  EXPECT_EQ(g.unwatched, 0u);
+  EXPECT_EQ(fs.masks(at("d")).back(), kAnchorEvents | IN_ONLYDIR);
 }
 
 TEST_F(WatchSetTest, BadSpecsAreRefused) {
