@@ -60,9 +60,19 @@ Result<void> CronScheduler::add(const config::CronSpec& spec, bool from_config,
   if (zone == nullptr) return Error{"tz: " + why, ErrorCode::invalid_params};
 
   auto job = std::make_unique<Job>();
-  job->spec = spec;
-  // A hundred thousand jobs: keep only what reload and status need (docs/BENCHMARKS.md).
-  job->spec.where = {};
+  // A hundred thousand jobs: keep only what reload and status need (docs/BENCHMARKS.md): not the
+  // spec's location, which is not even copied (a copy freed at once leaves a hole between jobs).
+  config::CronSpec& kept = job->spec;
+  kept.kind = spec.kind;
+  kept.id = spec.id;
+  kept.signal = spec.signal;
+  kept.schedule = spec.schedule;
+  kept.uwsgi = spec.uwsgi;
+  kept.tz = spec.tz;
+  kept.jitter = spec.jitter;
+  kept.missed = spec.missed;
+  kept.iterations = spec.iterations;
+  kept.clustered = spec.clustered;
   job->schedule = std::move(*parsed.schedule);
   if (!spec.uwsgi) std::string().swap(job->schedule.text);
   job->zone = zone;

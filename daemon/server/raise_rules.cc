@@ -6,10 +6,9 @@ namespace tocsin {
 
 Result<SignalId> resolve_signal(const SignalTable& table, const SignalRef& signal,
                                 std::string_view key) {
-  const std::string k(key);
   if (!signal.is_name) {
     if (signal.number < 0 || signal.number >= kSignalCount) {
-      return Error{"invalid params: " + k + ": a signal number is 0-255, got " +
+      return Error{"invalid params: " + std::string(key) + ": a signal number is 0-255, got " +
                        std::to_string(signal.number),
                    ErrorCode::invalid_params};
     }
@@ -17,7 +16,7 @@ Result<SignalId> resolve_signal(const SignalTable& table, const SignalRef& signa
   }
   if (auto id = table.resolve(signal.name)) return *id;
   if (!signal.name.empty() && signal.name[0] >= '0' && signal.name[0] <= '9') {
-    return Error{"invalid params: " + k + ": a signal number is 0-255, got \"" +
+    return Error{"invalid params: " + std::string(key) + ": a signal number is 0-255, got \"" +
                      std::string(signal.name) + "\"",
                  ErrorCode::invalid_params};
   }

@@ -526,10 +526,10 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
       }
       ++received_;
       ++it->second.received;
-      it->second.last = std::chrono::system_clock::now();
+      const SignalId signal = it->second.signal;
       std::string id(channel), text(payload);
       PQfreemem(n);
-      host_->raise(it->second.signal, SourceKind::pg, std::move(id), std::move(text));
+      host_->raise(signal, SourceKind::pg, std::move(id), std::move(text));
       if (conn_ == nullptr) return;  // a handler stopped us
     }
   }
@@ -693,7 +693,6 @@ class PgNotify : public std::enable_shared_from_this<PgNotify> {
   struct Channel {
     SignalId signal = 0;
     std::uint64_t received = 0;
-    std::optional<std::chrono::system_clock::time_point> last;
   };
   const std::map<std::string, Channel, std::less<>>& channels() const { return signals_; }
 
@@ -809,7 +808,6 @@ class PgChannels final : public EventSource {
       st.from_config = true;
       st.schedule = "LISTEN " + name;
       st.fired = channel.received;
-      st.last = channel.last;
       out.push_back(std::move(st));
     }
   }
