@@ -1,5 +1,7 @@
 #include "sources/cron/cron_source.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
