@@ -50,7 +50,8 @@ struct AtTest : ::testing::Test {
   std::unique_ptr<DaemonProcess> daemon;
 
   void start(const std::string& yaml) {
-    config = dir.write("tocsin.yaml", "state_dir: " + state_dir + "\n" + std::string(kSignals) + yaml);
+    config =
+        dir.write("tocsin.yaml", "state_dir: " + state_dir + "\n" + std::string(kSignals) + yaml);
     daemon = std::make_unique<DaemonProcess>(
         std::vector<std::string>{"--config", config, "--socket", sock, "--log-level", "info"});
     daemon->expect_ready();
@@ -116,7 +117,8 @@ TEST_F(AtTest, AConfiguredInstantFiresOnceWithItsSlotAndStaysFired) {
   EXPECT_TRUE((*e)["payload_json"]["late_ms"].is_number()) << e->dump();
   EXPECT_GE(seconds(system_clock::now()), at);
   // A configured entry stays, fired, and a reload that keeps it does not fire it again.
-  s = poll_until([&] { return source("soon"); }, [](const Json& j) { return j["state"] == "fired"; });
+  s = poll_until([&] { return source("soon"); },
+                 [](const Json& j) { return j["state"] == "fired"; });
   EXPECT_EQ(s["state"], "fired") << s.dump();
   EXPECT_EQ(s["fired"], 1);
   EXPECT_TRUE(s["next_fire"].is_null());
@@ -175,7 +177,8 @@ TEST_F(AtTest, AddAtOverTheSocketAndTocsinctlFireThenRetire) {
   }
   EXPECT_EQ(fired, (std::set<std::string>{"socket", "ctl", "generic"}));
   // Run-time entries retire once they fired: gone from status and from the id space.
-  Json gone = poll_until([&] { return source("socket"); }, [](const Json& j) { return j.is_null(); });
+  Json gone =
+      poll_until([&] { return source("socket"); }, [](const Json& j) { return j.is_null(); });
   EXPECT_TRUE(gone.is_null()) << gone.dump();
   EXPECT_EQ(admin.call("remove_source", {{"id", "ctl"}})["error"]["code"], -32005);
 }
@@ -241,8 +244,10 @@ TEST_F(AtTest, APastInstantFiresOnlyWhenTheStateSaysItWasMissed) {
       << Json{{"version", 1},
               {"at", {{"known", {{"time", past}, {"seen", past - 60}, {"fired", nullptr}}}}}}
              .dump();
-  start("at:\n  - {id: known, signal: once, time: \"" + utc(past) + "\", missed: once}\n"
-        "  - {id: fresh, signal: once, time: \"" + utc(past) + "\", missed: once}\n");
+  start("at:\n  - {id: known, signal: once, time: \"" + utc(past) +
+        "\", missed: once}\n"
+        "  - {id: fresh, signal: once, time: \"" +
+        utc(past) + "\", missed: once}\n");
   daemon->expect_line("at fresh: its instant " + utc(past) +
                       " had passed when it was configured; it does not fire");
   EXPECT_EQ(source("fresh")["state"], "passed");
@@ -256,14 +261,16 @@ TEST_F(AtTest, APastInstantFiresOnlyWhenTheStateSaysItWasMissed) {
 
 TEST_F(AtTest, BadEntriesAreRefusedWithTheirPlace) {
   TempDir d;
-  std::string cfg = d.write("t.yaml", std::string(kSignals) +
-                                          "at:\n  - {signal: once, time: \"2031-13-01T00:00\"}\n"
-                                          "  - {signal: once, time: \"2031-12-01T00:00Z\", tz: UTC}\n");
+  std::string cfg =
+      d.write("t.yaml", std::string(kSignals) +
+                            "at:\n  - {signal: once, time: \"2031-13-01T00:00\"}\n"
+                            "  - {signal: once, time: \"2031-12-01T00:00Z\", tz: UTC}\n");
   DaemonProcess check({"--check", "--config", cfg});
   auto status = check.wait_exit(deadline_in(kWait));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
-  check.expect_line(cfg + ":5:26: at[0].time: expected an instant such as 2026-12-24T18:00:00+01:00");
+  check.expect_line(cfg +
+                    ":5:26: at[0].time: expected an instant such as 2026-12-24T18:00:00+01:00");
   check.expect_line(cfg + ":6:47: at[1]: the time already has an offset; tz is for a wall time");
 }
 

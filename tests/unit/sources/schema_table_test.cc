@@ -32,7 +32,8 @@ constexpr const char* kSignals = "signals: {5: {name: five}}\n";
 const Case kCases[] = {
     // timers
     {"timers", R"({"id":"t","signal":5,"every":"2s"})", nullptr},
-    {"timers", R"({"id":"t","signal":"five","every":"1h30m","after":"0ms","clock":"boottime","iterations":3})",
+    {"timers",
+     R"({"id":"t","signal":"five","every":"1h30m","after":"0ms","clock":"boottime","iterations":3})",
      nullptr},
     {"timers", R"({"signal":5})", "missing required key \"every\" (the period, such as 2s)"},
     {"timers", R"({"every":"2s"})", "missing required key \"signal\""},
@@ -60,10 +61,12 @@ const Case kCases[] = {
     {"rb_timers", R"({"signal":5,"every":"1s","iterations":4294967296})",
      "iterations: expected an integer from 0 to 4294967295; got \"4294967296\""},
     // file_monitors
-    {"file_monitors", R"({"id":"f","signal":5,"path":"/tmp","recursive":true,"events":["create","move"],"match":"*.txt","settle":"50ms","max_delay":"1s","iterations":2})",
+    {"file_monitors",
+     R"({"id":"f","signal":5,"path":"/tmp","recursive":true,"events":["create","move"],"match":"*.txt","settle":"50ms","max_delay":"1s","iterations":2})",
      nullptr},
     {"file_monitors", R"({"signal":5})", "missing required key \"path\""},
-    {"file_monitors", R"({"signal":5,"path":"tmp"})", "path: expected an absolute path; got \"tmp\""},
+    {"file_monitors", R"({"signal":5,"path":"tmp"})",
+     "path: expected an absolute path; got \"tmp\""},
     {"file_monitors", R"({"signal":5,"path":"/tmp","events":["write"]})",
      "events[0]: expected an event: create, modify, close_write, delete, move or attrib; got "
      "\"write\""},
@@ -75,7 +78,8 @@ const Case kCases[] = {
     {"file_monitors", R"({"signal":5,"path":"/tmp","recursive":"maybe"})",
      "recursive: expected true or false; got \"maybe\""},
     // cron
-    {"cron", R"({"id":"c","signal":5,"schedule":"*/5 * * * *","tz":"Europe/Berlin","missed":"once","jitter":"30s"})",
+    {"cron",
+     R"({"id":"c","signal":5,"schedule":"*/5 * * * *","tz":"Europe/Berlin","missed":"once","jitter":"30s"})",
      nullptr},
     {"cron", R"({"id":"u","signal":5,"uwsgi":[-5,-1,-1,-1,-1]})", nullptr},
     {"cron", R"({"signal":5})", "a cron job needs schedule (such as \"*/5 * * * *\") or uwsgi"},
@@ -96,7 +100,8 @@ const Case kCases[] = {
     {"at", R"({"signal":5,"time":"tomorrow"})", "time: expected an instant such as"},
     {"at", R"({"signal":5,"time":"2031-12-24T18:00:00Z","tz":"UTC"})",
      "the time already has an offset; tz is for a wall time (keep one)"},
-    {"at", R"({"signal":5,"time":"2031-12-24T18:00","tz":"Nowhere/City"})", "tz: unknown time zone"},
+    {"at", R"({"signal":5,"time":"2031-12-24T18:00","tz":"Nowhere/City"})",
+     "tz: unknown time zone"},
 };
 
 // What a YAML error says after its location and the item's path ("timers[0].").
@@ -147,8 +152,7 @@ TEST(SchemaTable, EveryKindGivesTheSameSpecOrTheSameErrorFromYamlAndFromARequest
     }
     ASSERT_FALSE(request.ok()) << "the request was taken";
     EXPECT_EQ(request.error().message, from_yaml);
-    EXPECT_NE(request.error().message.find(c.error), std::string::npos)
-        << request.error().message;
+    EXPECT_NE(request.error().message.find(c.error), std::string::npos) << request.error().message;
   }
 }
 
@@ -167,7 +171,8 @@ TEST(SchemaTable, AJsonNumberIsMillisecondsWhereYamlWantsAUnit) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(static_cast<const config::TimerSpec&>(*r.value()).every, config::Millis(250));
   Case yaml{"timers", R"({"signal":5,"every":250})", ""};
-  EXPECT_NE(yaml_error(yaml).find("got \"250\" (a unit is required: ms, s, m or h)"), std::string::npos)
+  EXPECT_NE(yaml_error(yaml).find("got \"250\" (a unit is required: ms, s, m or h)"),
+            std::string::npos)
       << yaml_error(yaml);
 }
 

@@ -16,7 +16,8 @@ struct NoNames final : spec::SignalNames {
 
 // The instant of {signal: 1, time: TIME[, tz: TZ]} as seconds since the epoch, or the first
 // problem's message.
-std::variant<std::int64_t, std::string> instant(const std::string& time, const std::string& tz = "") {
+std::variant<std::int64_t, std::string> instant(const std::string& time,
+                                                const std::string& tz = "") {
   NoNames names;
   spec::Reader r("", names);
   spec::Node n = spec::Node::mapping();
