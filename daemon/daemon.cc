@@ -67,6 +67,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   }
 
   Result<void> start(config::Config config) {
+    hub_.set_dispatcher(&dispatcher_);
     hub_.set_limits(hub_limits(config.limits));
     state_dir_ = config.state_dir;
     if (auto r = plugins_.prepare(config); !r) return r;
@@ -323,7 +324,8 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   static Hub::Limits hub_limits(const config::Limits& l) {
     return Hub::Limits{static_cast<std::size_t>(l.subscriber_queue),
                        static_cast<std::size_t>(l.backlog),
-                       static_cast<std::size_t>(l.subscriptions), l.ack_timeout};
+                       static_cast<std::size_t>(l.subscriptions), l.ack_timeout,
+                       static_cast<std::size_t>(l.prefetch)};
   }
 
  public:

@@ -3,7 +3,7 @@
 //
 //   tocsinctl [--socket PATH] [--json] COMMAND ...
 //     raise SIGNAL [PAYLOAD]                         prints the event's seq
-//     subscribe SIGNAL... [--ack] [--source S]... [--count N]
+//     subscribe SIGNAL... [--ack [--prefetch N]] [--source S]... [--count N]
 //                                                    prints events until Ctrl-C or N events
 //     wait [SIGNAL] [--timeout T]                    prints the next unhandled event
 //     table | status | metrics | reload
@@ -257,7 +257,8 @@ int cmd_raise(Client& c, const Options& o, const std::string& signal, const std:
 }
 
 int cmd_subscribe(Client& c, const Options& o, const std::vector<std::string>& signals, bool ack,
-                  const std::vector<std::string>& sources, std::int64_t count) {
+                  std::int64_t prefetch, const std::vector<std::string>& sources,
+                  std::int64_t count) {
   Json params = Json::object();
   if (signals.size() == 1 && signals[0] == "*") {
     params["signals"] = "*";
@@ -267,6 +268,7 @@ int cmd_subscribe(Client& c, const Options& o, const std::vector<std::string>& s
   }
   if (!sources.empty()) params["sources"] = sources;
   if (ack) params["ack"] = true;
+  if (prefetch > 0) params["prefetch"] = prefetch;
   auto r = c.call("subscribe", std::move(params));
   if (!r) return fail("subscribe", r.error());
 
@@ -750,11 +752,19 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> sub_signals, sub_sources;
   bool sub_ack = false;
+  std::int64_t sub_prefetch = 0;
   std::int64_t sub_count = 0;
   auto* subscribe = app.add_subcommand("subscribe", "print events until Ctrl-C or --count");
   subscribe->add_option("SIGNAL", sub_signals, "signal numbers or names, or '*' for all")
       ->required();
-  subscribe->add_flag("--ack", sub_ack, "take one-of deliveries and acknowledge each event");
+  auto* ack_flag =
+      subscribe->add_flag("--ack", sub_ack, "take one-of deliveries and acknowledge each event");
+  subscribe
+      ->add_option("--prefetch", sub_prefetch,
+                   "with --ack: the most unacked one-of events held at once (default: the "
+                   "daemon's limits.prefetch)")
+      ->check(CLI::Range(1, 65536))
+      ->needs(ack_flag);
   subscribe->add_option("--source", sub_sources, "only events from this source kind or id")
       ->allow_extra_args(false);
   subscribe->add_option("--count", sub_count, "stop after N events")
@@ -899,7 +909,7 @@ int main(int argc, char** argv) {
   }
   Client& c = *client;
   if (*raise) return cmd_raise(c, o, raise_signal, raise_payload);
-  if (*subscribe) return cmd_subscribe(c, o, sub_signals, sub_ack, sub_sources, sub_count);
+  if (*subscribe) return cmd_subscribe(c, o, sub_signals, sub_ack, sub_prefetch, sub_sources, sub_count);
   if (*wait) return cmd_wait(c, o, wait_signal, wait_timeout);
   if (*table) return cmd_table(c, o);
   if (*status) return cmd_status(c, o);

@@ -72,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     e.signal = size ? data[0] : 0;
     e.payload = std::string(line);
     e.source.id = "fuzz";
-    Json back = Json::parse(tocsin::encode_event_notification(e, true, false), nullptr, false);
+    Json back = Json::parse(tocsin::encode_event_notification(e, 1), nullptr, false);
     if (back.is_discarded()) fail("the encoding of a UTF-8 payload is not JSON");
     if (back["params"]["payload"].get<std::string>() != e.payload) fail("payload round trip");
     if (back["params"]["seq"].get<std::size_t>() != size) fail("seq round trip");

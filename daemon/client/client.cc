@@ -280,6 +280,12 @@ Result<std::int64_t> Client::send(const std::string& method, Json params) {
   return id;
 }
 
+Result<void> Client::notify(const std::string& method, Json params) {
+  Json request = {{"jsonrpc", "2.0"}, {"method", method}};
+  if (!params.is_null()) request["params"] = std::move(params);
+  return write_line(request.dump() + "\n");
+}
+
 Result<Client::Json> Client::wait_reply(std::int64_t id, Millis timeout) {
   return await_reply(id, deadline_after(timeout));
 }
@@ -353,12 +359,14 @@ Result<std::uint64_t> Client::raise(const Json& signal, const std::string& paylo
   return (*r)["seq"].get<std::uint64_t>();
 }
 
-Result<std::uint64_t> Client::subscribe(const Json& signals, bool ack, const Json& sources) {
+Result<std::uint64_t> Client::subscribe(const Json& signals, bool ack, const Json& sources,
+                                        std::uint32_t prefetch) {
   Json params = Json::object();
   params["signals"] = (signals.is_string() && signals.get<std::string>() == "*") ? signals
                                                                                  : as_list(signals);
   if (!sources.is_null()) params["sources"] = as_list(sources);
   if (ack) params["ack"] = true;
+  if (prefetch > 0) params["prefetch"] = prefetch;
   auto r = call("subscribe", std::move(params));
   if (!r) return r.error();
   if (!r->is_object() || !(*r)["subscription"].is_number_integer() ||
@@ -372,6 +380,17 @@ Result<void> Client::ack(std::uint64_t seq) {
   auto r = call("ack", Json{{"seq", seq}});
   if (!r) return r.error();
   return ok();
+}
+
+Result<void> Client::nack(std::uint64_t seq, bool requeue) {
+  auto r = call("nack", Json{{"seq", seq}, {"requeue", requeue}});
+  if (!r) return r.error();
+  return ok();
+}
+
+Result<void> Client::ack_later(const std::vector<std::uint64_t>& seqs) {
+  if (seqs.empty()) return ok();
+  return notify("ack", Json{{"seqs", seqs}});
 }
 
 Result<Client::Json> Client::wait(const Json& signal, std::optional<Millis> timeout) {

@@ -78,7 +78,8 @@ constexpr std::string_view kFixedTopKeys[] = {"socket",  "limits",      "log",  
 constexpr std::string_view kSocketKeys[] = {"path", "mode", "group", "admin_group"};
 constexpr std::string_view kLimitKeys[] = {"clients", "line_bytes",    "subscriber_queue",
                                            "backlog", "payload_bytes", "subscriptions",
-                                           "sources", "exec_queue",    "ack_timeout"};
+                                           "sources", "exec_queue",    "ack_timeout",
+                                           "prefetch"};
 constexpr std::pair<std::string_view, std::uint64_t Limits::*> kCountLimits[] = {
     {"clients", &Limits::clients},
     {"line_bytes", &Limits::line_bytes},
@@ -87,15 +88,19 @@ constexpr std::pair<std::string_view, std::uint64_t Limits::*> kCountLimits[] = 
     {"payload_bytes", &Limits::payload_bytes},
     {"subscriptions", &Limits::subscriptions},
     {"sources", &Limits::sources},
-    {"exec_queue", &Limits::exec_queue}};
+    {"exec_queue", &Limits::exec_queue},
+    {"prefetch", &Limits::prefetch}};
 constexpr std::string_view kLogKeys[] = {"level"};
-constexpr std::string_view kSignalKeys[] = {"name", "description", "handlers", "acl"};
+constexpr std::string_view kSignalKeys[] = {"name", "description",    "handlers",
+                                            "acl",  "max_deliveries", "dead_letter"};
 constexpr std::string_view kHandlerKinds[] = {"exec", "log", "target", "plugin"};
 constexpr std::string_view kHandlerKeys[] = {"exec",    "log",         "target",  "plugin",
                                              "timeout", "concurrency", "overlap", "with"};
 constexpr std::string_view kAclKeys[] = {"raise", "subscribe"};
 
 constexpr std::uint64_t kMaxPayloadBytes = 65536;  // SPEC §1
+constexpr std::uint64_t kMaxPrefetch = config::kMaxPrefetch;
+constexpr std::uint64_t kMaxDeliveries = 1000000;
 constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 constexpr std::uint64_t kAnyCount = spec::kAnyCount;
 constexpr off_t kMaxFileBytes = 64 * 1024 * 1024;
@@ -294,6 +299,8 @@ class Parser final : public spec::SignalNames {
 
   std::map<std::string, SignalId> signal_names_;
   std::vector<std::string> signal_name_list_;  // for "did you mean"
+  // (index in config_.signals, the value) of each dead_letter, resolved after the whole table.
+  std::vector<std::pair<std::size_t, spec::Value>> dead_letters_;
   struct GivenId {
     Location at;
     std::string key;  // a keyed section's key as written ("USR1" for SIGUSR1)
@@ -624,7 +631,9 @@ void Parser::limits(const spec::Value& v) {
       if (auto d = r_.duration(f.value, Millis{1})) out.ack_timeout = *d;
       continue;
     }
-    std::uint64_t max = f.key == "payload_bytes" ? kMaxPayloadBytes : kAnyCount;
+    std::uint64_t max = f.key == "payload_bytes" ? kMaxPayloadBytes
+                        : f.key == "prefetch"    ? kMaxPrefetch
+                                                 : kAnyCount;
     std::optional<std::uint64_t> n = r_.count(f.value, 1, max);
     if (!n) continue;
     for (const auto& [key, member] : kCountLimits) {
@@ -676,6 +685,19 @@ void Parser::signals(const spec::Field& e) {
     if (!spec) continue;
     config_.signals.push_back(std::move(*spec));
   }
+  // A dead-letter signal may be named by an entry further down the file.
+  for (auto& [index, value] : dead_letters_) {
+    SignalSpec& spec = config_.signals[index];
+    std::optional<SignalId> target = r_.signal(value);
+    if (!target) continue;
+    if (*target == spec.number) {
+      r_.fail(value, "a signal cannot be its own dead_letter: the dead letter would be "
+                     "delivered the same way and could fail forever");
+      continue;
+    }
+    spec.dead_letter = *target;
+  }
+  dead_letters_.clear();
   std::sort(config_.signals.begin(), config_.signals.end(),
             [](const SignalSpec& a, const SignalSpec& b) { return a.number < b.number; });
 }
@@ -690,6 +712,7 @@ std::optional<SignalSpec> Parser::signal_entry(const spec::Field& e, SignalId nu
                         "a mapping such as {name: usr1, handlers: [{log: info}]}");
   if (!fields) return std::nullopt;
   bool ok = true;
+  std::optional<spec::Value> dead_letter;  // resolved once every name is known
   for (const spec::Field& f : *fields) {
     if (f.key == "name") {
       auto name = r_.text(f.value, "a signal name");
@@ -727,6 +750,14 @@ std::optional<SignalSpec> Parser::signal_entry(const spec::Field& e, SignalId nu
           ok = false;
         }
       }
+    } else if (f.key == "max_deliveries") {
+      if (auto n = r_.count(f.value, 1, kMaxDeliveries)) {
+        spec.max_deliveries = static_cast<std::uint32_t>(*n);
+      } else {
+        ok = false;
+      }
+    } else if (f.key == "dead_letter") {
+      dead_letter = f.value;
     } else if (f.key == "acl") {
       if (auto a = acl(f.value)) {
         spec.acl = std::move(*a);
@@ -736,6 +767,7 @@ std::optional<SignalSpec> Parser::signal_entry(const spec::Field& e, SignalId nu
     }
   }
   if (!ok) return std::nullopt;
+  if (dead_letter) dead_letters_.emplace_back(config_.signals.size(), *dead_letter);
   return spec;
 }
 

@@ -7,6 +7,17 @@
 
 namespace tocsin {
 
+namespace {
+
+std::string_view reason_text(int why) {
+  // Hub::Return, in order.
+  static constexpr std::string_view kNames[] = {"nack", "rejected", "ack_timeout",
+                                                "disconnected"};
+  return kNames[why];
+}
+
+}  // namespace
+
 bool SubscriptionSpec::matches_source(const SourceRef& source) const {
   if (sources.empty()) return true;
   for (const std::string& s : sources) {
@@ -16,6 +27,22 @@ bool SubscriptionSpec::matches_source(const SourceRef& source) const {
 }
 
 Hub::Hub(const Clock& clock, SignalStats& stats) : clock_(clock), stats_(stats) {}
+
+Hub::~Hub() = default;
+
+void Hub::set_limits(const Limits& limits) {
+  bool credit_changed = limits.prefetch != limits_.prefetch;
+  limits_ = limits;
+  if (!credit_changed) return;
+  // Clients on the default credit get the new one.
+  for (auto& [id, c] : clients_) {
+    if (c->prefetch == 0) {
+      unpool(*c);
+      pool(*c);
+    }
+  }
+  drain_backlogs();
+}
 
 Hub::Client* Hub::find(ClientId id) {
   auto it = clients_.find(id);
@@ -40,34 +67,98 @@ void Hub::disconnect(ClientId id) {
   if (it == clients_.end()) return;
   std::unique_ptr<Client> c = std::move(it->second);
   clients_.erase(it);
+  if (!c->name.empty()) named_.erase(c->name);
   c->subscriptions.clear();
-  reindex(*c);
-  // Every one-of event it held goes to someone else, oldest first.
-  for (auto& [seq, p] : c->unacked) {
-    deadlines_.erase({p.deadline, c->id, seq});
+  reindex(*c);  // out of index_ and of every pool
+  if (c->in_deadlines) deadlines_.erase({c->deadline_at, id});
+  // Every one-of event it held goes to someone else, in the order it was given.
+  for (const Held& h : c->held) {
+    auto p = c->unacked.find(h.seq);
+    if (p == c->unacked.end() || p->second.delivery != h.delivery) continue;
+    Pending pending = std::move(p->second);
+    c->unacked.erase(p);
+    give_back(std::move(pending), Return::disconnected, std::nullopt);
   }
-  for (auto& [seq, p] : c->unacked) {
-    if (!assign(p.event, p.target, /*redelivered=*/true, std::nullopt)) {
-      to_backlog(p.event, p.target);
-    }
-  }
+  flush_dead_letters();
 }
 
 Result<void> Hub::hello(ClientId id, const std::string& name, const std::string& group) {
   Client* c = find(id);
   if (!c) return Error{"unknown client", ErrorCode::internal};
   if (!name.empty() && name != c->name) {
-    for (const auto& [other_id, other] : clients_) {
-      if (other_id != id && other->name == name) {
-        return Error{"the name \"" + name + "\" is taken by client " + std::to_string(other_id),
-                     ErrorCode::invalid_params};
-      }
+    if (auto other = named_.find(name); other != named_.end()) {
+      return Error{"the name \"" + name + "\" is taken by client " +
+                       std::to_string(other->second->id),
+                   ErrorCode::invalid_params};
     }
+    if (!c->name.empty()) named_.erase(c->name);
+    c->name = name;
+    named_[name] = c;
   }
-  if (!name.empty()) c->name = name;
-  if (!group.empty()) c->group = group;
+  if (!group.empty() && group != c->group) {
+    c->group = group;
+    refile_pools(*c);
+  }
   drain_backlogs();  // a named or grouped candidate may have just appeared
   return ok();
+}
+
+Hub::Pool& Hub::group_pool(const std::string& group, int signal) {
+  return group_pools_[{group, signal}];
+}
+
+void Hub::release_pool(Pool* p) {
+  if (--p->members > 0) return;
+  for (auto it = group_pools_.begin(); it != group_pools_.end(); ++it) {
+    if (&it->second == p) {
+      group_pools_.erase(it);
+      return;
+    }
+  }
+}
+
+// The pools a client files itself in follow from its acking subscriptions and its group.
+void Hub::refile_pools(Client& c) {
+  unpool(c);
+  for (Pool* p : c.pools) release_pool(p);
+  c.pools.clear();
+  bool all = false;
+  std::bitset<kSignalCount> explicit_signals;
+  for (const auto& [sid, s] : c.subscriptions) {
+    if (!s.ack) continue;
+    if (s.signals.all()) {
+      all = true;
+    } else {
+      explicit_signals |= s.signals;
+    }
+  }
+  auto join = [&](Pool& p) {
+    ++p.members;
+    c.pools.push_back(&p);
+  };
+  if (all) {
+    join(wild_pool_);
+    if (!c.group.empty()) join(group_pool(c.group, -1));
+  }
+  for (int sig = 0; sig < kSignalCount && explicit_signals.any(); ++sig) {
+    if (!explicit_signals[sig]) continue;
+    join(pools_[sig]);
+    if (!c.group.empty()) join(group_pool(c.group, sig));
+  }
+  pool(c);
+}
+
+void Hub::unpool(Client& c) {
+  if (!c.pooled) return;
+  for (Pool* p : c.pools) p->candidates.erase(c.key);
+  c.pooled = false;
+}
+
+void Hub::pool(Client& c) {
+  if (c.pooled || c.pools.empty() || c.unacked.size() >= credit(c)) return;
+  c.key = PoolKey{c.unacked.size(), c.tick, c.id, &c};
+  for (Pool* p : c.pools) p->candidates.insert(c.key);
+  c.pooled = true;
 }
 
 void Hub::reindex(Client& c) {
@@ -78,11 +169,11 @@ void Hub::reindex(Client& c) {
     if (s.ack) ack |= s.signals;
   }
   std::bitset<kSignalCount> changed = any ^ c.any_signals;
-  for (int sig = 0; sig < kSignalCount; ++sig) {
+  for (int sig = 0; sig < kSignalCount && changed.any(); ++sig) {
     if (!changed[sig]) continue;
     auto& list = index_[sig];
     if (any[sig]) {
-      // Keep connection order so that round robin is stable and fair.
+      // Keep connection order so that broadcast order is stable.
       auto pos = std::lower_bound(list.begin(), list.end(), &c,
                                   [](const Client* a, const Client* b) { return a->id < b->id; });
       list.insert(pos, &c);
@@ -92,6 +183,7 @@ void Hub::reindex(Client& c) {
   }
   c.any_signals = any;
   c.ack_signals = ack;
+  refile_pools(c);
 }
 
 Result<std::uint64_t> Hub::subscribe(ClientId id, SubscriptionSpec spec) {
@@ -104,6 +196,7 @@ Result<std::uint64_t> Hub::subscribe(ClientId id, SubscriptionSpec spec) {
   }
   std::uint64_t sid = next_subscription_++;
   bool acking = spec.ack;
+  if (acking && spec.prefetch > 0) c->prefetch = spec.prefetch;
   c->subscriptions.emplace(sid, std::move(spec));
   reindex(*c);
   if (acking) drain_backlogs();
@@ -121,18 +214,108 @@ Result<void> Hub::unsubscribe(ClientId id, std::uint64_t subscription) {
   return ok();
 }
 
+// Takes a held event out of the client's hands (an ack, a nack). The client's pool key is not
+// refreshed here: the caller does it once for a batch.
+std::optional<Hub::Pending> Hub::settle(Client& c, std::uint64_t seq) {
+  auto it = c.unacked.find(seq);
+  if (it == c.unacked.end()) return std::nullopt;
+  Pending p = std::move(it->second);
+  c.unacked.erase(it);
+  return p;
+}
+
+// Drops settled entries from the front of `held`, and compacts it when settled entries behind
+// an old unacked one pile up (acks out of order).
+void Hub::trim_held(Client& c) {
+  auto live = [&](const Held& h) {
+    auto it = c.unacked.find(h.seq);
+    return it != c.unacked.end() && it->second.delivery == h.delivery;
+  };
+  while (!c.held.empty() && !live(c.held.front())) c.held.pop_front();
+  if (c.held.size() > 2 * c.unacked.size() + 64) {
+    std::erase_if(c.held, [&](const Held& h) { return !live(h); });
+  }
+  if (c.held.empty() && c.in_deadlines) {
+    // Nothing held: no wake-up for it (an idle daemon makes none).
+    deadlines_.erase({c.deadline_at, c.id});
+    c.in_deadlines = false;
+  }
+}
+
 Result<void> Hub::ack(ClientId id, std::uint64_t seq) {
   Client* c = find(id);
   if (!c) return Error{"unknown client", ErrorCode::internal};
-  auto it = c->unacked.find(seq);
-  if (it == c->unacked.end()) {
+  auto p = settle(*c, seq);
+  if (!p) {
     return Error{"this connection holds no unacknowledged event " + std::to_string(seq),
                  ErrorCode::not_found};
   }
-  deadlines_.erase({it->second.deadline, id, seq});
-  ++stats_[it->second.event->signal].delivered;
-  c->unacked.erase(it);
+  ++stats_[p->event->signal].delivered;
+  trim_held(*c);
+  unpool(*c);
+  pool(*c);
+  if (!backlog_.empty()) drain_backlogs();
   return ok();
+}
+
+Hub::Settled Hub::ack_many(ClientId id, const std::vector<std::uint64_t>& seqs) {
+  Settled out;
+  Client* c = find(id);
+  if (!c) {
+    out.not_held = seqs;
+    return out;
+  }
+  for (std::uint64_t seq : seqs) {
+    if (auto p = settle(*c, seq)) {
+      ++stats_[p->event->signal].delivered;
+      ++out.done;
+    } else {
+      out.not_held.push_back(seq);
+    }
+  }
+  if (out.done == 0) return out;
+  trim_held(*c);
+  unpool(*c);
+  pool(*c);
+  if (!backlog_.empty()) drain_backlogs();
+  return out;
+}
+
+Result<void> Hub::nack(ClientId id, std::uint64_t seq, bool requeue) {
+  Settled s = nack_many(id, {seq}, requeue);
+  if (s.done == 0) {
+    return Error{"this connection holds no unacknowledged event " + std::to_string(seq),
+                 ErrorCode::not_found};
+  }
+  return ok();
+}
+
+Hub::Settled Hub::nack_many(ClientId id, const std::vector<std::uint64_t>& seqs, bool requeue) {
+  Settled out;
+  Client* c = find(id);
+  if (!c) {
+    out.not_held = seqs;
+    return out;
+  }
+  std::vector<Pending> back;
+  for (std::uint64_t seq : seqs) {
+    if (auto p = settle(*c, seq)) {
+      back.push_back(std::move(*p));
+    } else {
+      out.not_held.push_back(seq);
+    }
+  }
+  out.done = back.size();
+  if (back.empty()) return out;
+  trim_held(*c);
+  unpool(*c);
+  pool(*c);
+  for (Pending& p : back) {
+    give_back(std::move(p), requeue ? Return::nack : Return::rejected, id);
+  }
+  if (!backlog_.empty()) drain_backlogs();
+  flush_dead_letters();
+  return out;
 }
 
 std::optional<Outgoing> Hub::pop(ClientId id) {
@@ -148,9 +331,13 @@ std::optional<Outgoing> Hub::pop(ClientId id) {
   while (!c->queue.empty()) {
     Queued q = std::move(c->queue.front());
     c->queue.pop_front();
-    // A one-of event whose ack deadline passed while it sat here went to someone else.
-    if (q.one_of && !c->unacked.contains(q.seq)) continue;
-    if (!q.one_of) ++stats_[q.signal].delivered;  // one-of counts at its ack
+    if (q.delivery > 0) {
+      // A one-of event that came back while it sat here (its ack deadline passed) went on.
+      auto it = c->unacked.find(q.seq);
+      if (it == c->unacked.end() || it->second.delivery != q.delivery) continue;
+    } else {
+      ++stats_[q.signal].delivered;  // one-of counts at its ack
+    }
     return Outgoing{Outgoing::Kind::event, std::move(q.line), {}};
   }
   return std::nullopt;
@@ -191,13 +378,13 @@ std::size_t Hub::broadcast(const EventPtr& event) {
   for (Client* c : list) {
     if (!wants(*c, *event, false)) continue;
     if (!line) {
-      line = encoder_.encode(*event, false, false);
+      line = encoder_.encode(*event, 0);
     }
     if (c->queue.size() >= limits_.queue) {
       // Drop the oldest broadcast event; one-of events stay (they are owed an ack). A queue full
       // of one-of events drops this new event instead.
-      auto victim =
-          std::find_if(c->queue.begin(), c->queue.end(), [](const Queued& q) { return !q.one_of; });
+      auto victim = std::find_if(c->queue.begin(), c->queue.end(),
+                                 [](const Queued& q) { return q.delivery == 0; });
       if (victim == c->queue.end()) {
         note_drop(*c, event->seq, event->signal);
         continue;
@@ -205,58 +392,134 @@ std::size_t Hub::broadcast(const EventPtr& event) {
       note_drop(*c, victim->seq, victim->signal);
       c->queue.erase(victim);
     }
-    enqueue(*c, Queued{line, event->seq, event->signal, false});
+    enqueue(*c, Queued{line, event->seq, event->signal, 0});
     ++queued;
   }
   return queued;
 }
 
-bool Hub::assign(const EventPtr& event, const config::TargetHandler& target, bool redelivered,
-                 std::optional<ClientId> avoid) {
-  const auto& list = index_[event->signal];
-  if (list.empty()) return false;
-  auto eligible = [&](const Client* c) {
-    if (c->queue.size() >= limits_.queue) return false;
-    if (target.kind == config::TargetKind::subscriber_named && c->name != target.name) {
-      return false;
-    }
-    if (target.kind == config::TargetKind::group && c->group != target.name) {
-      return false;
-    }
-    return wants(*c, *event, true);
-  };
-  BacklogKey key{event->signal, target.kind, target.name};
-  std::size_t& rr = round_robin_[key];
-  Client* chosen = nullptr;
+Hub::Client* Hub::pick(const Event& event, const config::TargetHandler& target,
+                       std::optional<ClientId> avoid) {
   Client* fallback = nullptr;  // the avoided client, if it is the only candidate
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    Client* c = list[(rr + i) % list.size()];
-    if (!eligible(c)) continue;
+  auto eligible = [&](Client* c) {
+    if (c->queue.size() >= limits_.queue || c->unacked.size() >= credit(*c)) return false;
+    if (!wants(*c, event, true)) return false;
     if (avoid && c->id == *avoid) {
       fallback = c;
-      continue;
+      return false;
     }
-    chosen = c;
-    rr = (rr + i + 1) % list.size();
-    break;
+    return true;
+  };
+  if (target.kind == config::TargetKind::subscriber_named) {
+    auto it = named_.find(target.name);
+    if (it == named_.end()) return nullptr;
+    return eligible(it->second) ? it->second : fallback;
   }
-  if (!chosen) chosen = fallback;
+  Pool* a = nullptr;
+  Pool* b = nullptr;
+  if (target.kind == config::TargetKind::group) {
+    auto ia = group_pools_.find({target.name, event.signal});
+    auto ib = group_pools_.find({target.name, -1});
+    if (ia != group_pools_.end()) a = &ia->second;
+    if (ib != group_pools_.end()) b = &ib->second;
+  } else {
+    a = &pools_[event.signal];
+    b = &wild_pool_;
+  }
+  // The two ordered sets walked as one, best first. The first is normally eligible: candidates
+  // without credit are not in the pools; a full queue or a sources filter can make it skip.
+  static const std::set<PoolKey> kEmpty;
+  const auto& sa = a ? a->candidates : kEmpty;
+  const auto& sb = b ? b->candidates : kEmpty;
+  auto ia = sa.begin();
+  auto ib = sb.begin();
+  while (ia != sa.end() || ib != sb.end()) {
+    const PoolKey& k = (ib == sb.end() || (ia != sa.end() && *ia < *ib)) ? *ia++ : *ib++;
+    if (eligible(k.client)) return k.client;
+  }
+  return fallback;
+}
+
+bool Hub::assign(const EventPtr& event, const config::TargetHandler& target,
+                 std::uint32_t deliveries, std::optional<ClientId> avoid) {
+  Client* chosen = pick(*event, target, avoid);
   if (!chosen) return false;
-  auto deadline = clock_.steady_now() + limits_.ack_timeout;
-  bool earliest = deadlines_.empty() || deadline < std::get<0>(*deadlines_.begin());
-  chosen->unacked[event->seq] = Pending{event, target, deadline};
-  deadlines_.insert({deadline, chosen->id, event->seq});
-  enqueue(*chosen,
-          Queued{encoder_.encode(*event, true, redelivered), event->seq, event->signal, true});
-  if (earliest && deadline_changed_) deadline_changed_();
+  give(*chosen, event, target, deliveries + 1);
   return true;
 }
 
-void Hub::to_backlog(const EventPtr& event, const config::TargetHandler& target) {
+void Hub::give(Client& c, const EventPtr& event, const config::TargetHandler& target,
+               std::uint32_t delivery) {
+  auto deadline = clock_.steady_now() + limits_.ack_timeout;
+  c.unacked.insert_or_assign(event->seq, Pending{event, target, delivery});
+  c.held.push_back(Held{event->seq, delivery, deadline});
+  c.tick = ++tick_;
+  unpool(c);
+  pool(c);
+  if (!c.in_deadlines) {
+    bool earliest = deadlines_.empty() || deadline < deadlines_.begin()->first;
+    deadlines_.insert({deadline, c.id});
+    c.in_deadlines = true;
+    c.deadline_at = deadline;
+    if (earliest && deadline_changed_) deadline_changed_();
+  }
+  enqueue(c, Queued{encoder_.encode(*event, delivery), event->seq, event->signal, delivery});
+}
+
+void Hub::give_back(Pending p, Return why, std::optional<ClientId> avoid) {
+  std::uint32_t max = 0;
+  if (dispatcher_ != nullptr) {
+    if (const SignalEntry* e = dispatcher_->table().find(p.event->signal)) max = e->max_deliveries;
+  }
+  if (why == Return::rejected || (max > 0 && p.delivery >= max)) {
+    dead_.push_back(DeadLetter{std::move(p.event), p.delivery, why});
+    return;
+  }
+  if (!assign(p.event, p.target, p.delivery, avoid)) to_backlog(p.event, p.target, p.delivery);
+}
+
+void Hub::flush_dead_letters() {
+  if (dead_.empty()) return;
+  std::vector<DeadLetter> dead;
+  dead.swap(dead_);
+  for (DeadLetter& d : dead) {
+    const Event& e = *d.event;
+    std::string_view why = reason_text(static_cast<int>(d.why));
+    std::optional<SignalId> to;
+    if (dispatcher_ != nullptr) {
+      if (const SignalEntry* entry = dispatcher_->table().find(e.signal)) to = entry->dead_letter;
+    }
+    if (!to) {
+      ++stats_[e.signal].dropped;
+      spdlog::warn(
+          "signal {}: dropped after {} deliveries without an ack (last: {}); it has no "
+          "dead_letter signal",
+          describe_event(e), d.deliveries, why);
+      continue;
+    }
+    ++stats_[e.signal].failed;
+    spdlog::warn("signal {}: dead-lettered to signal {} after {} deliveries without an ack "
+                 "(last: {})",
+                 describe_event(e), *to, d.deliveries, why);
+    std::string payload = "{\"event\":";
+    payload += encode_event_object(e);
+    payload += ",\"deliveries\":";
+    payload += std::to_string(d.deliveries);
+    payload += ",\"reason\":\"";
+    payload += why;
+    payload += "\"}";
+    std::string id = e.name.empty() ? std::to_string(e.signal) : e.name;
+    dispatcher_->raise(*to, SourceRef{kDeadLetterKind, std::move(id)}, std::move(payload));
+  }
+  flush_dead_letters();  // (a dead letter's own delivery cannot make more, but be sure)
+}
+
+void Hub::to_backlog(const EventPtr& event, const config::TargetHandler& target,
+                     std::uint32_t deliveries) {
   auto& q = backlog_[BacklogKey{event->signal, target.kind, target.name}];
-  q.push_back(event);
+  q.push_back(Backlogged{event, deliveries});
   if (q.size() > limits_.backlog) {
-    const Event& lost = *q.front();
+    const Event& lost = *q.front().event;
     ++stats_[lost.signal].dropped;
     spdlog::warn(
         "signal {}: dropped from the one-of backlog (limits.backlog = {}): no candidate "
@@ -267,37 +530,72 @@ void Hub::to_backlog(const EventPtr& event, const config::TargetHandler& target)
 }
 
 void Hub::deliver_one(const EventPtr& event, const config::TargetHandler& target) {
-  if (!assign(event, target, false, std::nullopt)) to_backlog(event, target);
+  if (!backlog_.empty()) {
+    // Behind what already waits for this target: per subscriber, events go out in seq order.
+    auto it = backlog_.find(BacklogKey{event->signal, target.kind, target.name});
+    if (it != backlog_.end()) {
+      to_backlog(event, target, 0);
+      drain_backlog(it);
+      return;
+    }
+  }
+  if (!assign(event, target, 0, std::nullopt)) to_backlog(event, target, 0);
+}
+
+void Hub::drain_backlog(std::map<BacklogKey, std::deque<Backlogged>>::iterator it) {
+  auto& [key, q] = *it;
+  config::TargetHandler target{std::get<1>(key), std::get<2>(key)};
+  while (!q.empty() && assign(q.front().event, target, q.front().deliveries, std::nullopt)) {
+    q.pop_front();
+  }
+  if (q.empty()) backlog_.erase(it);
 }
 
 void Hub::drain_backlogs() {
-  for (auto it = backlog_.begin(); it != backlog_.end();) {
-    auto& [key, q] = *it;
-    config::TargetHandler target{std::get<1>(key), std::get<2>(key)};
-    while (!q.empty() && assign(q.front(), target, false, std::nullopt)) q.pop_front();
-    it = q.empty() ? backlog_.erase(it) : std::next(it);
-  }
+  for (auto it = backlog_.begin(); it != backlog_.end();) drain_backlog(it++);
 }
 
 std::optional<std::chrono::steady_clock::time_point> Hub::next_deadline() const {
   if (deadlines_.empty()) return std::nullopt;
-  return std::get<0>(*deadlines_.begin());
+  return deadlines_.begin()->first;
 }
 
 void Hub::expire(std::chrono::steady_clock::time_point now) {
-  while (!deadlines_.empty() && std::get<0>(*deadlines_.begin()) <= now) {
-    auto [deadline, client_id, seq] = *deadlines_.begin();
+  std::vector<std::pair<Pending, ClientId>> late;
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    ClientId client_id = deadlines_.begin()->second;
     deadlines_.erase(deadlines_.begin());
     Client* c = find(client_id);
     if (!c) continue;
-    auto it = c->unacked.find(seq);
-    if (it == c->unacked.end()) continue;
-    Pending p = std::move(it->second);
-    c->unacked.erase(it);
-    spdlog::warn("signal {}: client {} did not ack within {}ms: redelivering",
-                 describe_event(*p.event), client_id, limits_.ack_timeout.count());
-    if (!assign(p.event, p.target, /*redelivered=*/true, client_id)) to_backlog(p.event, p.target);
+    c->in_deadlines = false;
+    bool freed = false;
+    while (!c->held.empty() && c->held.front().deadline <= now) {
+      Held h = c->held.front();
+      c->held.pop_front();
+      auto it = c->unacked.find(h.seq);
+      if (it == c->unacked.end() || it->second.delivery != h.delivery) continue;
+      late.emplace_back(std::move(it->second), client_id);
+      c->unacked.erase(it);
+      freed = true;
+    }
+    trim_held(*c);
+    if (!c->held.empty()) {
+      c->deadline_at = c->held.front().deadline;
+      deadlines_.insert({c->deadline_at, client_id});
+      c->in_deadlines = true;
+    }
+    if (freed) {
+      unpool(*c);
+      pool(*c);
+    }
   }
+  for (auto& [p, holder] : late) {
+    spdlog::warn("signal {}: client {} did not ack within {}ms (delivery {}): handing it back",
+                 describe_event(*p.event), holder, limits_.ack_timeout.count(), p.delivery);
+    give_back(std::move(p), Return::ack_timeout, holder);
+  }
+  if (!late.empty() && !backlog_.empty()) drain_backlogs();
+  flush_dead_letters();
 }
 
 std::optional<Hub::ClientInfo> Hub::client_info(ClientId id) const {
@@ -309,6 +607,7 @@ std::optional<Hub::ClientInfo> Hub::client_info(ClientId id) const {
                     c->subscriptions.size(),
                     c->queue.size(),
                     c->unacked.size(),
+                    credit(*c),
                     c->dropped_total};
 }
 

@@ -5,16 +5,25 @@
 // drain a client's queue with pop() when the hub wakes them; everything about who gets what is
 // decided here, so it is unit-tested with a ManualClock and no I/O.
 //
-// Rules (docs/protocol.md "Delivery"):
+// Rules (docs/protocol.md "Delivery", docs/reliability.md):
 // - broadcast: every client with a matching subscription gets the event once; a full queue drops
 //   its oldest broadcast event and the client is told with an overflow notice before its next
 //   event (dropped count, first and last seq);
-// - one-of (subscriber, subscriber:NAME, group:NAME): one candidate, round robin; kept until
-//   acked; redelivered when the holder disconnects or misses its ack deadline; waits in a bounded
-//   backlog per (signal, target) while there is no candidate. A client whose queue is full is not
-//   a candidate, so one-of events are never dropped from a queue.
+// - one-of (subscriber, subscriber:NAME, group:NAME): credit, as RabbitMQ's basic.qos prefetch.
+//   Each acking client holds at most `prefetch` unacked one-of events (its own, or
+//   limits.prefetch). An event goes to the candidate with free credit holding the fewest unacked
+//   events, ties to the one given an event least recently (round robin); the choice is a walk
+//   from the front of an ordered set of the candidates with free credit (O(log n) to keep). With
+//   no candidate with credit it waits in a bounded backlog per (signal, target), oldest first,
+//   and goes out as soon as credit frees. An event comes back when its holder nacks it, misses
+//   its ack deadline or goes away; each delivery is counted (`delivery` in the event), and one
+//   that reached its signal's max_deliveries, or was nacked without requeue, is dead-lettered:
+//   raised on the signal's dead_letter signal with the original, or else dropped, logged and
+//   counted. A client whose queue is full is not a candidate, so one-of events are never dropped
+//   from a queue.
 // Counting into SignalStats: broadcast `delivered` per event handed to a session for writing,
-// `dropped` per event pushed out of a queue or a backlog; one-of `delivered` when acked.
+// `dropped` per event pushed out of a queue or a backlog; one-of `delivered` when acked, `failed`
+// when dead-lettered onto another signal, `dropped` when dead-lettered with nowhere to go.
 // Reactor thread only.
 #pragma once
 
@@ -35,6 +44,7 @@
 #include <vector>
 
 #include "protocol/event_encoder.h"
+#include "tocsin/dispatcher.h"
 #include "protocol/line.h"
 #include "tocsin/clock.h"
 #include "tocsin/config.h"
@@ -46,6 +56,9 @@ namespace tocsin {
 
 using ClientId = std::uint64_t;
 
+// The source of a dead-letter event: {"kind":"dead_letter","id":ORIGINAL SIGNAL'S NAME or number}.
+inline constexpr SourceKind kDeadLetterKind{"dead_letter"};
+
 struct SubscriptionSpec {
   std::bitset<kSignalCount> signals;  // all bits set for "*"
   // The sources filter (Django's `sender`): an event matches when its source's kind or its id is
@@ -53,6 +66,9 @@ struct SubscriptionSpec {
   // sorted into kinds and ids.
   std::vector<std::string> sources;
   bool ack = false;
+  // With ack: the most unacked one-of events the connection holds (its credit); 0 leaves the
+  // connection's credit as it is (limits.prefetch until a subscription gives one).
+  std::uint32_t prefetch = 0;
   bool matches_source(const SourceRef& source) const;
 };
 
@@ -76,10 +92,16 @@ class Hub {
     std::size_t backlog = 65536;  // per (signal, one-of target)
     std::size_t subscriptions = 4096;
     std::chrono::milliseconds ack_timeout{30000};
+    std::size_t prefetch = 32;  // credit of a client that did not choose one
   };
 
   Hub(const Clock& clock, SignalStats& stats);
-  void set_limits(const Limits& limits) { limits_ = limits; }
+  ~Hub();
+  void set_limits(const Limits& limits);
+  // Where each signal's max_deliveries and dead_letter are looked up (its current table), and
+  // where dead letters are raised. Without one, nothing is dead-lettered by count and a rejected
+  // event is dropped, logged and counted.
+  void set_dispatcher(Dispatcher* dispatcher) { dispatcher_ = dispatcher; }
   const Limits& limits() const { return limits_; }
 
   // ---- clients (sessions) ----
@@ -91,6 +113,17 @@ class Hub {
   Result<std::uint64_t> subscribe(ClientId id, SubscriptionSpec spec);
   Result<void> unsubscribe(ClientId id, std::uint64_t subscription);
   Result<void> ack(ClientId id, std::uint64_t seq);
+  // Hands the event back (SPEC §2): to another candidate when there is one (else to this one),
+  // or, with requeue false or at max_deliveries, to the dead letter.
+  Result<void> nack(ClientId id, std::uint64_t seq, bool requeue);
+  // Many at once (acks batched by a worker): what it held is acked (nacked); the seqs it did not
+  // hold are returned, in the order given.
+  struct Settled {
+    std::size_t done = 0;
+    std::vector<std::uint64_t> not_held;
+  };
+  Settled ack_many(ClientId id, const std::vector<std::uint64_t>& seqs);
+  Settled nack_many(ClientId id, const std::vector<std::uint64_t>& seqs, bool requeue);
   // The next thing to write for this client (an overflow notice first, if any), or nullopt.
   std::optional<Outgoing> pop(ClientId id);
 
@@ -115,6 +148,7 @@ class Hub {
     std::size_t subscriptions;
     std::size_t queue;
     std::size_t unacked;
+    std::size_t prefetch;   // its credit: the most unacked one-of events it may hold
     std::uint64_t dropped;  // broadcast events dropped from its queue, in total
   };
   std::vector<ClientInfo> clients() const;
@@ -123,9 +157,33 @@ class Hub {
   std::size_t backlog_size() const;
 
  private:
+  struct Client;
+  // One candidate in a pool: ordered by unacked events held, then by when it was last given one
+  // (round robin among equals), then by id.
+  struct PoolKey {
+    std::size_t unacked = 0;
+    std::uint64_t tick = 0;
+    ClientId id = 0;
+    Client* client = nullptr;
+    bool operator<(const PoolKey& o) const {
+      return std::tie(unacked, tick, id) < std::tie(o.unacked, o.tick, o.id);
+    }
+  };
+  // The acking clients with free credit for one signal (or for "*"), of one group or of all.
+  struct Pool {
+    std::set<PoolKey> candidates;
+    std::size_t members = 0;  // clients that file themselves here when they have credit
+  };
   struct Pending {
     EventPtr event;
     config::TargetHandler target;
+    std::uint32_t delivery = 1;  // this delivery's number
+  };
+  // A holder's unacked events in the order they were given, which is deadline order while
+  // ack_timeout stays the same. Entries settled since are skipped when they reach the front.
+  struct Held {
+    std::uint64_t seq = 0;
+    std::uint32_t delivery = 0;
     std::chrono::steady_clock::time_point deadline;
   };
   // A queued broadcast line does not keep its event alive: the event is freed as soon as it is
@@ -134,7 +192,7 @@ class Hub {
     Line line;
     std::uint64_t seq = 0;
     SignalId signal = 0;
-    bool one_of = false;
+    std::uint32_t delivery = 0;  // 0: broadcast
   };
   struct Client {
     ClientId id = 0;
@@ -145,38 +203,80 @@ class Hub {
     std::bitset<kSignalCount> any_signals;  // union of all subscriptions
     std::bitset<kSignalCount> ack_signals;  // union of acking subscriptions
     std::deque<Queued> queue;
-    std::map<std::uint64_t, Pending> unacked;  // by seq
-    Overflow overflow;                          // not yet reported
+    std::unordered_map<std::uint64_t, Pending> unacked;  // by seq
+    std::deque<Held> held;
+    std::size_t prefetch = 0;  // 0: limits.prefetch
+    Overflow overflow;         // not yet reported
     std::uint64_t dropped_total = 0;
+    // Selection: the pools it files itself in while it has credit, and the key it is filed under.
+    std::vector<Pool*> pools;
+    bool pooled = false;
+    PoolKey key;
+    std::uint64_t tick = 0;
+    bool in_deadlines = false;
+    std::chrono::steady_clock::time_point deadline_at;  // its key in deadlines_, when in it
+  };
+  enum class Return { nack, rejected, ack_timeout, disconnected };
+  struct Backlogged {
+    EventPtr event;
+    std::uint32_t deliveries = 0;  // made before it came here
+  };
+  struct DeadLetter {
+    EventPtr event;
+    std::uint32_t deliveries = 0;
+    Return why = Return::nack;
   };
   // Backlog key: (signal, target kind, name).
   using BacklogKey = std::tuple<SignalId, config::TargetKind, std::string>;
-  using DeadlineKey = std::tuple<std::chrono::steady_clock::time_point, ClientId, std::uint64_t>;
 
   Client* find(ClientId id);
   const Client* find(ClientId id) const;
+  std::size_t credit(const Client& c) const { return c.prefetch ? c.prefetch : limits_.prefetch; }
   void reindex(Client& c);
+  void refile_pools(Client& c);
+  void unpool(Client& c);
+  void pool(Client& c);
+  Pool& group_pool(const std::string& group, int signal);  // signal -1: "*"
+  void release_pool(Pool* p);
   bool wants(const Client& c, const Event& e, bool ack_only) const;
   void enqueue(Client& c, Queued item);
   void note_drop(Client& c, std::uint64_t seq, SignalId signal);
-  // Tries to hand the event to one candidate (skipping `avoid` when another exists).
-  bool assign(const EventPtr& event, const config::TargetHandler& target, bool redelivered,
-              std::optional<ClientId> avoid);
-  void to_backlog(const EventPtr& event, const config::TargetHandler& target);
+  Client* pick(const Event& event, const config::TargetHandler& target,
+               std::optional<ClientId> avoid);
+  // Gives the event to a candidate (skipping `avoid` when another has credit); false if none.
+  bool assign(const EventPtr& event, const config::TargetHandler& target,
+              std::uint32_t deliveries, std::optional<ClientId> avoid);
+  void give(Client& c, const EventPtr& event, const config::TargetHandler& target,
+            std::uint32_t delivery);
+  std::optional<Pending> settle(Client& c, std::uint64_t seq);
+  void trim_held(Client& c);
+  void give_back(Pending p, Return why, std::optional<ClientId> avoid);
+  void to_backlog(const EventPtr& event, const config::TargetHandler& target,
+                  std::uint32_t deliveries);
   void drain_backlogs();
+  void drain_backlog(std::map<BacklogKey, std::deque<Backlogged>>::iterator it);
+  void flush_dead_letters();
 
   const Clock& clock_;
   SignalStats& stats_;
   Limits limits_;
+  Dispatcher* dispatcher_ = nullptr;
   ClientId next_client_ = 1;
   std::uint64_t next_subscription_ = 1;
+  std::uint64_t tick_ = 0;
   std::unordered_map<ClientId, std::unique_ptr<Client>> clients_;
+  std::unordered_map<std::string, Client*> named_;
   // index_[signal]: clients with any subscription including the signal, in connection order.
   std::array<std::vector<Client*>, kSignalCount> index_;
-  std::map<BacklogKey, std::deque<EventPtr>> backlog_;
-  std::map<BacklogKey, std::size_t> round_robin_;
-  std::set<DeadlineKey> deadlines_;
+  std::array<Pool, kSignalCount> pools_;  // `subscriber` candidates by signal
+  Pool wild_pool_;                        // ... that subscribed to "*"
+  std::map<std::pair<std::string, int>, Pool> group_pools_;  // (group, signal or -1)
+  std::map<BacklogKey, std::deque<Backlogged>> backlog_;
+  // (deadline of the front of its `held`, client): one entry per client holding anything. An
+  // entry may be early (its front was settled since); expire() then files the next one.
+  std::set<std::pair<std::chrono::steady_clock::time_point, ClientId>> deadlines_;
   std::function<void()> deadline_changed_;
+  std::vector<DeadLetter> dead_;  // raised at the end of the operation that made them
   EventEncoder encoder_;
 };
 

@@ -44,6 +44,8 @@ Result<std::shared_ptr<SignalTable>> build_table(const std::vector<config::Signa
     entry.name = spec.name;
     entry.description = spec.description;
     entry.acl = spec.acl;
+    entry.max_deliveries = spec.max_deliveries;
+    entry.dead_letter = spec.dead_letter;
     entry.handler_specs.reserve(spec.handlers.size());
 
     const SignalEntry* old = previous ? previous->find(spec.number) : nullptr;

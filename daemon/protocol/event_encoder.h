@@ -4,6 +4,7 @@
 // thread safe (EventEncoder keeps a buffer).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -15,8 +16,10 @@ namespace tocsin {
 // Appends `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 pass through).
 void append_json_string(std::string& out, std::string_view s);
 
-// Serializes the `signal` notification for an event (ack and redelivered flags for one-of).
-std::string encode_event_notification(const Event& event, bool ack, bool redelivered);
+// Serializes the `signal` notification for an event. `delivery` is 0 for a broadcast event; for a
+// one-of event it counts its deliveries from 1 and adds `"ack":true,"delivery":N` (and
+// `"redelivered":true` from the second on).
+std::string encode_event_notification(const Event& event, std::uint32_t delivery);
 // The event as a JSON object (the notification's params), for `wait` results.
 std::string encode_event_object(const Event& event);
 
@@ -24,7 +27,7 @@ std::string encode_event_object(const Event& event);
 // pass over the event's short strings, and copies each into a Line of its exact size.
 class EventEncoder {
  public:
-  Line encode(const Event& event, bool ack, bool redelivered);
+  Line encode(const Event& event, std::uint32_t delivery);
 
  private:
   std::string scratch_;

@@ -74,7 +74,7 @@ Json status(methods::Context& ctx, const Json&) {
     Json entry{{"client", c.id},      {"name", c.name},
                {"group", c.group},    {"subscriptions", c.subscriptions},
                {"queue", c.queue},    {"unacked", c.unacked},
-               {"dropped", c.dropped}};
+               {"prefetch", c.prefetch}, {"dropped", c.dropped}};
     if (auto it = peers.find(c.id); it != peers.end()) {
       entry["uid"] = it->second->uid;
       entry["pid"] = it->second->pid;
@@ -215,6 +215,14 @@ std::string metrics_text(ServerCore& core) {
   for (const auto& c : clients) {
     out += "tocsin_subscriber_unacked{client=\"" + std::to_string(c.id) + "\",name=\"" + c.name +
            "\"} " + std::to_string(c.unacked) + "\n";
+  }
+  out +=
+      "# HELP tocsin_subscriber_prefetch The most one-of events a client may hold unacknowledged "
+      "(its credit).\n"
+      "# TYPE tocsin_subscriber_prefetch gauge\n";
+  for (const auto& c : clients) {
+    out += "tocsin_subscriber_prefetch{client=\"" + std::to_string(c.id) + "\",name=\"" +
+           c.name + "\"} " + std::to_string(c.prefetch) + "\n";
   }
   out +=
       "# HELP tocsin_subscriber_dropped_total Broadcast events dropped from a client's queue.\n"

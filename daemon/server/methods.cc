@@ -128,6 +128,16 @@ Json subscribe(Context& ctx, const Json& params) {
     if (!a->is_boolean()) return invalid(ctx, "ack: expected true or false");
     spec.ack = a->get<bool>();
   }
+  if (auto pf = params.find("prefetch"); pf != params.end() && !pf->is_null()) {
+    if (!pf->is_number_unsigned() || pf->get<std::uint64_t>() < 1 ||
+        pf->get<std::uint64_t>() > config::kMaxPrefetch) {
+      return invalid(ctx, "prefetch: expected a count 1-" + std::to_string(config::kMaxPrefetch));
+    }
+    if (!spec.ack) {
+      return invalid(ctx, "prefetch: only with ack: true (it is the acking subscriber's credit)");
+    }
+    spec.prefetch = static_cast<std::uint32_t>(pf->get<std::uint64_t>());
+  }
   auto r = ctx.core.hub.subscribe(ctx.session.client(), std::move(spec));
   if (!r) return error_reply(ctx.id, r.error());
   Json result{{"subscription", *r}};
@@ -145,14 +155,77 @@ Json unsubscribe(Context& ctx, const Json& params) {
   return result_reply(ctx.id, Json::object());
 }
 
-Json ack(Context& ctx, const Json& params) {
+// `seq` (one event) or `seqs` (many: a worker's batched acks). Returns the seqs, or nothing
+// after writing the error reply.
+std::optional<std::vector<std::uint64_t>> seqs_param(Context& ctx, const Json& params,
+                                                     Json& reply, bool* one) {
   auto s = params.find("seq");
-  if (s == params.end() || !s->is_number_unsigned()) {
-    return invalid(ctx, "seq: expected the event's seq");
+  auto many = params.find("seqs");
+  if ((s == params.end()) == (many == params.end())) {
+    reply = invalid(ctx, "expected seq (one event's seq) or seqs (a list of them)");
+    return std::nullopt;
   }
-  auto r = ctx.core.hub.ack(ctx.session.client(), s->get<std::uint64_t>());
-  if (!r) return error_reply(ctx.id, r.error());
-  return result_reply(ctx.id, Json::object());
+  std::vector<std::uint64_t> out;
+  if (s != params.end()) {
+    if (!s->is_number_unsigned()) {
+      reply = invalid(ctx, "seq: expected the event's seq");
+      return std::nullopt;
+    }
+    out.push_back(s->get<std::uint64_t>());
+    *one = true;
+    return out;
+  }
+  if (!many->is_array() || many->empty()) {
+    reply = invalid(ctx, "seqs: expected a non-empty list of seqs");
+    return std::nullopt;
+  }
+  out.reserve(many->size());
+  for (const Json& v : *many) {
+    if (!v.is_number_unsigned()) {
+      reply = invalid(ctx, "seqs: expected seqs (unsigned integers)");
+      return std::nullopt;
+    }
+    out.push_back(v.get<std::uint64_t>());
+  }
+  *one = false;
+  return out;
+}
+
+Json settled_reply(Context& ctx, const Hub::Settled& s) {
+  Json result{{"settled", s.done}};
+  if (!s.not_held.empty()) result["not_held"] = s.not_held;
+  return result_reply(ctx.id, std::move(result));
+}
+
+Json ack(Context& ctx, const Json& params) {
+  Json reply;
+  bool one = false;
+  auto seqs = seqs_param(ctx, params, reply, &one);
+  if (!seqs) return reply;
+  if (one) {
+    auto r = ctx.core.hub.ack(ctx.session.client(), seqs->front());
+    if (!r) return error_reply(ctx.id, r.error());
+    return result_reply(ctx.id, Json::object());
+  }
+  return settled_reply(ctx, ctx.core.hub.ack_many(ctx.session.client(), *seqs));
+}
+
+Json nack(Context& ctx, const Json& params) {
+  Json reply;
+  bool one = false;
+  auto seqs = seqs_param(ctx, params, reply, &one);
+  if (!seqs) return reply;
+  bool requeue = true;
+  if (auto q = params.find("requeue"); q != params.end() && !q->is_null()) {
+    if (!q->is_boolean()) return invalid(ctx, "requeue: expected true or false");
+    requeue = q->get<bool>();
+  }
+  if (one) {
+    auto r = ctx.core.hub.nack(ctx.session.client(), seqs->front(), requeue);
+    if (!r) return error_reply(ctx.id, r.error());
+    return result_reply(ctx.id, Json::object());
+  }
+  return settled_reply(ctx, ctx.core.hub.nack_many(ctx.session.client(), *seqs, requeue));
 }
 
 Json wait(Context& ctx, const Json& params) {
@@ -232,6 +305,7 @@ Json version(Context& ctx, const Json&) {
 constexpr std::array kMethods = {
     Method{"raise", raise},
     Method{"ack", ack},
+    Method{"nack", nack},
     Method{"subscribe", subscribe},
     Method{"unsubscribe", unsubscribe},
     Method{"hello", hello},

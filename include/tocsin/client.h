@@ -44,6 +44,8 @@ class Client {
   // collected by wait_reply().
   Result<std::int64_t> send(const std::string& method, Json params = Json::object());
   Result<Json> wait_reply(std::int64_t id, Millis timeout = kDefaultTimeout);
+  // Sends a JSON-RPC notification: no id, no reply (acks in bulk).
+  Result<void> notify(const std::string& method, Json params = Json::object());
 
   // The next notification ({"method":"signal"|"overflow","params":{…}}), or nullopt when none
   // came within `timeout` (0 = only what is already here) or the connection closed.
@@ -52,9 +54,14 @@ class Client {
   // Conveniences over call(). `signal` is a number or a name.
   Result<Json> hello(const std::string& name, const std::string& group = "");
   Result<std::uint64_t> raise(const Json& signal, const std::string& payload = "");
+  // `prefetch` (with ack): the most unacked one-of events held at once; 0 = the daemon's default.
   Result<std::uint64_t> subscribe(const Json& signals, bool ack = false,
-                                  const Json& sources = nullptr);
+                                  const Json& sources = nullptr, std::uint32_t prefetch = 0);
   Result<void> ack(std::uint64_t seq);
+  // Hands an event back: to another subscriber, or (requeue false) to the dead letter.
+  Result<void> nack(std::uint64_t seq, bool requeue = true);
+  // Acks many events in one notification (no reply: cheap, as a worker batches them).
+  Result<void> ack_later(const std::vector<std::uint64_t>& seqs);
   // The event, or null on timeout.
   Result<Json> wait(const Json& signal = nullptr, std::optional<Millis> timeout = std::nullopt);
 

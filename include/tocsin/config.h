@@ -84,6 +84,10 @@ struct SignalSpec {
   std::string description;
   std::vector<HandlerSpec> handlers;
   Acl acl;
+  // One-of delivery (SPEC §2): an event delivered this many times without an ack is dead-lettered
+  // (0: never); raised on `dead_letter` when set, else dropped, logged and counted.
+  std::uint32_t max_deliveries = 0;
+  std::optional<SignalId> dead_letter;
   Location where;
 };
 
@@ -114,8 +118,10 @@ struct Limits {
   std::uint64_t subscriptions = 4096;  // per client
   std::uint64_t sources = 1100000;     // run-time + configured sources
   std::uint64_t exec_queue = 1024;     // events queued per exec handler (overlap: queue)
+  std::uint64_t prefetch = 32;         // unacked one-of events a subscriber holds by default
   Millis ack_timeout{30000};
 };
+inline constexpr std::uint64_t kMaxPrefetch = 65536;
 
 struct Config {
   std::string file;  // where it was loaded from

@@ -53,6 +53,8 @@ struct SignalEntry {
   std::vector<std::shared_ptr<Handler>> handlers;
   std::vector<config::HandlerSpec> handler_specs;
   config::Acl acl;
+  std::uint32_t max_deliveries = 0;  // one-of: 0 = no limit
+  std::optional<SignalId> dead_letter;
 };
 
 class SignalTable {

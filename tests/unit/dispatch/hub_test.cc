@@ -255,5 +255,229 @@ TEST_F(HubTest, SubscriptionLimitAndUnsubscribe) {
   EXPECT_FALSE(hub.unsubscribe(a, *s1).ok());
 }
 
+// ---- credit, nack, dead letters (issue 15) -----------------------------------------------------
+
+struct CreditTest : HubTest {
+  Dispatcher dispatcher{clock, stats};
+  std::vector<EventPtr> unhandled;  // the dead letters (signal 27 has no handler here)
+
+  CreditTest() {
+    auto table = std::make_shared<SignalTable>();
+    SignalEntry e;
+    e.number = 26;
+    e.name = "jobs";
+    e.max_deliveries = 2;
+    e.dead_letter = 27;
+    EXPECT_TRUE(table->add(std::move(e)).ok());
+    SignalEntry f;
+    f.number = 28;  // no max_deliveries, no dead_letter
+    EXPECT_TRUE(table->add(std::move(f)).ok());
+    dispatcher.set_table(table);
+    dispatcher.set_unhandled_sink([this](const EventPtr& e) {
+      unhandled.push_back(e);
+      return true;
+    });
+    hub.set_dispatcher(&dispatcher);
+  }
+  SubscriptionSpec acking(std::initializer_list<int> signals, std::uint32_t prefetch) {
+    SubscriptionSpec s = spec(signals, true);
+    s.prefetch = prefetch;
+    return s;
+  }
+  std::vector<Json> events(ClientId id) {
+    std::vector<Json> out;
+    while (auto item = hub.pop(id)) {
+      if (item->kind == Outgoing::Kind::event) {
+        out.push_back(Json::parse(item->line.view())["params"]);
+      }
+    }
+    return out;
+  }
+};
+
+TEST_F(CreditTest, AClientHoldsAtMostItsPrefetchAndTheRestWaitsForAnAck) {
+  hub.set_limits({.queue = 100, .backlog = 100, .subscriptions = 4, .ack_timeout = 10s});
+  ClientId a = client();
+  ClientId b = client();
+  ASSERT_TRUE(hub.subscribe(a, acking({26}, 1)).ok());
+  ASSERT_TRUE(hub.subscribe(b, acking({26}, 2)).ok());
+  for (int i = 0; i < 5; ++i) hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  EXPECT_EQ(seqs(a), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(seqs(b), (std::vector<std::uint64_t>{2, 3}));
+  EXPECT_EQ(hub.backlog_size(), 2u);
+  EXPECT_EQ(hub.client_info(a)->prefetch, 1u);
+  EXPECT_EQ(hub.client_info(b)->unacked, 2u);
+  // An ack frees one credit: the oldest waiting event goes to that client at once.
+  ASSERT_TRUE(hub.ack(b, 2).ok());
+  EXPECT_EQ(seqs(b), (std::vector<std::uint64_t>{4}));
+  ASSERT_TRUE(hub.ack(a, 1).ok());
+  EXPECT_EQ(seqs(a), (std::vector<std::uint64_t>{5}));
+  EXPECT_EQ(hub.backlog_size(), 0u);
+}
+
+TEST_F(CreditTest, ASlowHolderDoesNotHoldUpTheFastOne) {
+  hub.set_limits({.queue = 100, .backlog = 100, .subscriptions = 4, .ack_timeout = 10s});
+  ClientId slow = client();
+  ClientId fast = client();
+  ASSERT_TRUE(hub.subscribe(slow, acking({26}, 1)).ok());
+  ASSERT_TRUE(hub.subscribe(fast, acking({26}, 1)).ok());
+  std::vector<std::uint64_t> fast_got;
+  for (int i = 0; i < 50; ++i) {
+    hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+    for (std::uint64_t s : seqs(fast)) {
+      fast_got.push_back(s);
+      ASSERT_TRUE(hub.ack(fast, s).ok());
+    }
+  }
+  EXPECT_EQ(seqs(slow), (std::vector<std::uint64_t>{1}));  // holds its one, never acks
+  EXPECT_EQ(fast_got.size(), 49u);
+  EXPECT_EQ(hub.backlog_size(), 0u);
+}
+
+TEST_F(CreditTest, TheCandidateHoldingFewestUnackedWinsTiesGoRoundRobin) {
+  hub.set_limits({.queue = 100, .backlog = 100, .subscriptions = 4, .ack_timeout = 10s});
+  ClientId a = client();
+  ClientId b = client();
+  ClientId c = client();
+  for (ClientId id : {a, b, c}) ASSERT_TRUE(hub.subscribe(id, acking({26}, 10)).ok());
+  for (int i = 0; i < 6; ++i) hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  EXPECT_EQ(seqs(a), (std::vector<std::uint64_t>{1, 4}));
+  EXPECT_EQ(seqs(b), (std::vector<std::uint64_t>{2, 5}));
+  EXPECT_EQ(seqs(c), (std::vector<std::uint64_t>{3, 6}));
+  ASSERT_TRUE(hub.ack_many(b, {2, 5}).done == 2);  // b now holds none: it gets the next two
+  hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  EXPECT_EQ(seqs(b), (std::vector<std::uint64_t>{7, 8}));  // holding 0, then 1: the fewest
+  // All hold 2: the one given an event least recently first (a got 4, c 6, b 8).
+  for (int i = 0; i < 3; ++i) hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  EXPECT_EQ(seqs(a), (std::vector<std::uint64_t>{9}));
+  EXPECT_EQ(seqs(c), (std::vector<std::uint64_t>{10}));
+  EXPECT_EQ(seqs(b), (std::vector<std::uint64_t>{11}));
+}
+
+TEST_F(CreditTest, AWildcardAndAGroupSubscriberAreCandidatesToo) {
+  hub.set_limits({.queue = 100, .backlog = 100, .subscriptions = 4, .ack_timeout = 10s});
+  ClientId any = client();
+  ClientId member = client();
+  SubscriptionSpec all = acking({}, 1);
+  all.signals.set();
+  ASSERT_TRUE(hub.subscribe(any, all).ok());
+  ASSERT_TRUE(hub.hello(member, "m1", "builders").ok());
+  ASSERT_TRUE(hub.subscribe(member, acking({26}, 1)).ok());
+  hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  EXPECT_EQ(seqs(any), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(seqs(member), (std::vector<std::uint64_t>{2}));
+  hub.deliver_one(event(26), {TargetKind::group, "builders"});  // m1 has no credit: it waits
+  EXPECT_EQ(hub.backlog_size(), 1u);
+  ASSERT_TRUE(hub.ack(any, 1).ok());
+  EXPECT_EQ(hub.backlog_size(), 1u) << "the wildcard subscriber is not in group builders";
+  ASSERT_TRUE(hub.ack(member, 2).ok());
+  EXPECT_EQ(seqs(member), (std::vector<std::uint64_t>{3}));
+}
+
+TEST_F(CreditTest, ANackHandsTheEventToAnotherAtOnceCountingDeliveries) {
+  ClientId a = client();
+  ClientId b = client();
+  ASSERT_TRUE(hub.subscribe(a, acking({28}, 5)).ok());
+  ASSERT_TRUE(hub.subscribe(b, acking({28}, 5)).ok());
+  hub.deliver_one(event(28), {TargetKind::subscriber, ""});
+  auto first = events(a);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0]["delivery"], 1);
+  ASSERT_TRUE(hub.nack(a, 1, true).ok());
+  auto second = events(b);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0]["delivery"], 2);
+  EXPECT_EQ(second[0]["redelivered"], true);
+  // b nacks too: with a the only other candidate it goes back to a, delivery 3; no limit here.
+  ASSERT_TRUE(hub.nack(b, 1, true).ok());
+  EXPECT_EQ(events(a)[0]["delivery"], 3);
+  EXPECT_FALSE(hub.nack(b, 1, true).ok()) << "b no longer holds it";
+  EXPECT_EQ(hub.nack_many(a, {1, 99}, true).not_held, (std::vector<std::uint64_t>{99}));
+}
+
+TEST_F(CreditTest, AtMaxDeliveriesTheEventIsRaisedOnTheDeadLetterWithTheOriginal) {
+  ClientId a = client();
+  ClientId b = client();
+  ASSERT_TRUE(hub.subscribe(a, acking({26}, 5)).ok());
+  ASSERT_TRUE(hub.subscribe(b, acking({26}, 5)).ok());
+  auto job = std::make_shared<Event>(*event(26));
+  job->payload = "job 7";
+  job->name = "jobs";
+  EventPtr original = job;
+  hub.deliver_one(original, {TargetKind::subscriber, ""});
+  ASSERT_EQ(seqs(a), (std::vector<std::uint64_t>{1}));
+  ASSERT_TRUE(hub.nack(a, 1, true).ok());  // delivery 1 comes back
+  ASSERT_EQ(seqs(b), (std::vector<std::uint64_t>{1}));
+  EXPECT_TRUE(unhandled.empty());
+  clock.advance(10s);  // delivery 2 misses its ack deadline: max_deliveries (2) reached
+  hub.expire(clock.steady_now());
+  EXPECT_TRUE(seqs(a).empty());
+  ASSERT_EQ(unhandled.size(), 1u);
+  const Event& dl = *unhandled[0];
+  EXPECT_EQ(dl.signal, 27);
+  EXPECT_EQ(dl.source.kind, kDeadLetterKind);
+  EXPECT_EQ(dl.source.id, "jobs");
+  Json p = Json::parse(dl.payload);
+  EXPECT_EQ(p["deliveries"], 2);
+  EXPECT_EQ(p["reason"], "ack_timeout");
+  EXPECT_EQ(p["event"]["seq"], 1);
+  EXPECT_EQ(p["event"]["payload"], "job 7");
+  EXPECT_EQ(stats[26].failed, 1u);
+  EXPECT_FALSE(hub.next_deadline());
+}
+
+TEST_F(CreditTest, ARejectedEventIsDeadLetteredAtOnceOrDroppedAndCounted) {
+  ClientId a = client();
+  ASSERT_TRUE(hub.subscribe(a, acking({26, 28}, 5)).ok());
+  hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  hub.deliver_one(event(28), {TargetKind::subscriber, ""});
+  ASSERT_EQ(seqs(a), (std::vector<std::uint64_t>{1, 2}));
+  ASSERT_TRUE(hub.nack(a, 1, false).ok());
+  ASSERT_EQ(unhandled.size(), 1u);
+  EXPECT_EQ(Json::parse(unhandled[0]->payload)["reason"], "rejected");
+  // Signal 28 has no dead_letter: dropped, and counted.
+  ASSERT_TRUE(hub.nack(a, 2, false).ok());
+  EXPECT_EQ(unhandled.size(), 1u);
+  EXPECT_EQ(stats[28].dropped, 1u);
+  EXPECT_TRUE(seqs(a).empty());
+}
+
+TEST_F(CreditTest, AHolderThatGoesAwayCountsADeliveryToo) {
+  ClientId a = client();
+  ASSERT_TRUE(hub.subscribe(a, acking({26}, 5)).ok());
+  hub.deliver_one(event(26), {TargetKind::subscriber, ""});
+  hub.disconnect(a);  // delivery 1 (a poison event that kills its worker, say)
+  ClientId b = client();
+  ASSERT_TRUE(hub.subscribe(b, acking({26}, 5)).ok());
+  auto got = events(b);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]["delivery"], 2);
+  hub.disconnect(b);
+  ASSERT_EQ(unhandled.size(), 1u);
+  EXPECT_EQ(Json::parse(unhandled[0]->payload)["reason"], "disconnected");
+  EXPECT_EQ(hub.backlog_size(), 0u);
+}
+
+TEST_F(CreditTest, AcksOutOfOrderKeepTheDeadlinesOfTheRest) {
+  hub.set_limits({.queue = 1000, .backlog = 100, .subscriptions = 4, .ack_timeout = 10s});
+  ClientId a = client();
+  ASSERT_TRUE(hub.subscribe(a, acking({28}, 500)).ok());
+  hub.deliver_one(event(28), {TargetKind::subscriber, ""});  // seq 1, never acked
+  clock.advance(5s);
+  for (int i = 0; i < 400; ++i) hub.deliver_one(event(28), {TargetKind::subscriber, ""});
+  std::vector<std::uint64_t> later;
+  for (std::uint64_t s : seqs(a)) {
+    if (s != 1) later.push_back(s);
+  }
+  EXPECT_EQ(hub.ack_many(a, later).done, 400u);
+  EXPECT_EQ(hub.client_info(a)->unacked, 1u);
+  clock.advance(5s);
+  hub.expire(clock.steady_now());
+  EXPECT_EQ(seqs(a), (std::vector<std::uint64_t>{1})) << "seq 1 came back (to a, alone)";
+  EXPECT_EQ(hub.client_info(a)->unacked, 1u);
+}
+
 }  // namespace
 }  // namespace tocsin

@@ -24,7 +24,7 @@ TEST(EventEncoderTest, EncodesEventsAsJsonWithEscapes) {
   e.time = std::chrono::sys_days{std::chrono::year{2026} / 1 / 2} + 3h + 4min + 5s + 6us;
   e.iteration = 3;
   e.payload = std::string("a\"b\\c\n\t\x01\xc3\xa9", 10);
-  Json j = Json::parse(encode_event_notification(e, true, true));
+  Json j = Json::parse(encode_event_notification(e, 2));
   EXPECT_EQ(j["jsonrpc"], "2.0");
   EXPECT_EQ(j["method"], "signal");
   const Json& p = j["params"];
@@ -37,7 +37,13 @@ TEST(EventEncoderTest, EncodesEventsAsJsonWithEscapes) {
   EXPECT_EQ(p["payload"], e.payload);
   EXPECT_EQ(p["ack"], true);
   EXPECT_EQ(p["redelivered"], true);
-  EXPECT_FALSE(Json::parse(encode_event_notification(e, false, false))["params"].contains("ack"));
+  EXPECT_EQ(p["delivery"], 2);
+  const Json first = Json::parse(encode_event_notification(e, 1))["params"];
+  EXPECT_EQ(first["delivery"], 1);
+  EXPECT_FALSE(first.contains("redelivered"));
+  EXPECT_EQ(Json::parse(encode_event_notification(e, 4294967295u))["params"]["delivery"],
+            4294967295u);
+  EXPECT_FALSE(Json::parse(encode_event_notification(e, 0))["params"].contains("ack"));
   EXPECT_EQ(Json::parse(encode_event_object(e))["payload"], e.payload);
 }
 
@@ -60,7 +66,7 @@ TEST(EventEncoderTest, EncodesEveryAsciiByteAndTheLargestNumbersExactly) {
         std::chrono::sys_days{std::chrono::year{2261} / 12 / 31} + 23h + 59min + 59s + 999999us;
     e.iteration = std::numeric_limits<std::uint64_t>::max();
     e.payload = text + text;
-    std::string line = encode_event_notification(e, true, true);
+    std::string line = encode_event_notification(e, 4294967295u);
     ASSERT_EQ(line.back(), '\n');
     Json p = Json::parse(line)["params"];
     EXPECT_EQ(p["seq"], e.seq);
