@@ -60,6 +60,8 @@ Json table(methods::Context& ctx, const Json&) {
                     {"failed", c.failed},
                     {"unhandled", c.unhandled},
                     {"last_raised", c.raised ? Json(format_rfc3339(c.last_raised)) : Json()}});
+    if (e && e->max_deliveries > 0) list.back()["max_deliveries"] = e->max_deliveries;
+    if (e && e->dead_letter) list.back()["dead_letter"] = *e->dead_letter;
   }
   return result_reply(ctx.id, {{"signals", std::move(list)}});
 }

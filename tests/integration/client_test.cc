@@ -608,6 +608,48 @@ TEST_F(TocsinctlTest, SubscribePrintsEventsUntilCount) {
   EXPECT_EQ(e2["payload"], "second");
 }
 
+// tocsinctl subscribe --ack --prefetch 2 holds at most two events at once, acks each it prints,
+// and the credit shows in status while it runs.
+TEST_F(TocsinctlTest, SubscribeWithAckAndPrefetchHoldsThatCreditAndAcksWhatItPrints) {
+  start();
+  Tocsinctl sub({"--socket", sock, "subscribe", "jobs", "--ack", "--prefetch", "2", "--count",
+                 "3"});
+  auto c = connect();
+  ASSERT_TRUE(c);
+  auto deadline = deadline_in(kWait);
+  Json mine;
+  while (mine.is_null() && std::chrono::steady_clock::now() < deadline) {
+    auto st = c->call("status");
+    ASSERT_TRUE(st.ok()) << st.error().message << log();
+    for (const auto& cl : st->value("clients_detail", Json::array())) {
+      if (cl.value("subscriptions", 0) >= 1) mine = cl;
+    }
+    if (mine.is_null()) sub.pump(deadline_in(milliseconds(20)));
+  }
+  ASSERT_FALSE(mine.is_null()) << "tocsinctl subscribe never showed up in status" << log();
+  EXPECT_EQ(mine["prefetch"], 2) << mine.dump();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->raise("jobs", std::to_string(i)).ok()) << log();
+  auto r = sub.finish();
+  ASSERT_EQ(r.exit_code, 0) << r.err << log();
+  auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  for (int i = 0; i < 3; ++i) {
+    Json e = Json::parse(lines[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(e["payload"], std::to_string(i));
+    EXPECT_EQ(e["delivery"], 1);
+  }
+  // All three acked: the table counts one-of deliveries at the ack.
+  auto table = c->call("table");
+  ASSERT_TRUE(table.ok());
+  for (const auto& e : (*table)["signals"]) {
+    if (e["signal"] == 19) {
+      EXPECT_EQ(e["delivered"], 3) << e.dump();
+    }
+  }
+  auto bad = ctl({"subscribe", "jobs", "--prefetch", "2"});
+  EXPECT_NE(bad.exit_code, 0) << "--prefetch without --ack is refused";
+}
+
 }  // namespace
 }  // namespace tocsin::testing
 

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "fakes/daemon_process.h"
+#include "fakes/holder.h"
 #include "fakes/line_client.h"
 #include "fakes/temp_dir.h"
 
@@ -127,78 +128,6 @@ TEST_F(ProtocolTest, OneOfGoesRoundRobinAndOnlyToAckingSubscriptions) {
   Json again = workers[0].call("ack", {{"seq", 1}});
   EXPECT_EQ(again["error"]["code"], -32005) << again.dump();
 }
-
-// A subscriber process that takes one-of events of `signal`, acks the first `acks` of them and
-// holds the rest; it prints "got SEQ" and "acked SEQ". Python: a separate process to kill -9.
-struct Holder {
-  pid_t pid = -1;
-  int out = -1;
-  std::string buf;
-
-  Holder(const std::string& sock, int signal, int acks) {
-    std::string code = R"PY(
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-f = s.makefile("rwb")
-def call(i, m, p):
-    f.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": m, "params": p}) + "\n").encode()); f.flush()
-call("sub", "subscribe", {"signals": [int(sys.argv[2])], "ack": True})
-acks = int(sys.argv[3]); n = 0
-while True:
-    msg = json.loads(f.readline())
-    if msg.get("method") == "signal":
-        seq = msg["params"]["seq"]; print("got", seq, flush=True); n += 1
-        if n <= acks: call(seq, "ack", {"seq": seq})
-    elif msg.get("id") == "sub":
-        print("subscribed", flush=True)
-    elif "result" in msg:
-        print("acked", msg["id"], flush=True)
-)PY";
-    int fds[2];
-    EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    std::vector<std::string> args{"python3", "-c", code, sock, std::to_string(signal),
-                                  std::to_string(acks)};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    EXPECT_EQ(::posix_spawnp(&pid, "python3", &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(fds[1]);
-    out = fds[0];
-  }
-  ~Holder() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    ::close(out);
-  }
-  // Waits until the subscriber has printed the line `want` (in any order with the others).
-  bool expect(const std::string& want, Deadline deadline) {
-    while (!seen.contains(want)) {
-      auto nl = buf.find('\n');
-      if (nl != std::string::npos) {
-        seen.insert(buf.substr(0, nl));
-        buf.erase(0, nl + 1);
-        continue;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() < 0) return false;
-      pollfd p{out, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count()) + 1) <= 0) continue;
-      char chunk[4096];
-      ssize_t n = ::read(out, chunk, sizeof chunk);
-      if (n <= 0) return false;
-      buf.append(chunk, static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-  std::set<std::string> seen;
-};
 
 TEST_F(ProtocolTest, UnackedEventsOfASubscriberKilledWithSigkillAreRedeliveredExactlyOnce) {
   Holder holder(sock, 26, /*acks=*/4);

@@ -334,6 +334,22 @@ plugins: {pgnotify: }
   EXPECT_EQ(c.plugins[0].settings_json, "{}");
 }
 
+// One-of delivery settings (issue 15): a dead letter may name an entry further down the file.
+TEST(ConfigLoader, CreditAndDeadLetters) {
+  Config c = load_valid(R"(limits: {prefetch: 4}
+signals:
+  26: {name: tick, handlers: [{target: subscriber}], max_deliveries: 5, dead_letter: tick-failed}
+  27: {name: tick-failed, handlers: [{log: warn}]}
+  28: {name: plain}
+)");
+  EXPECT_EQ(c.limits.prefetch, 4u);
+  EXPECT_EQ(c.signals[0].max_deliveries, 5u);
+  EXPECT_EQ(c.signals[0].dead_letter, std::optional<SignalId>(27));
+  EXPECT_EQ(c.signals[2].max_deliveries, 0u);
+  EXPECT_EQ(c.signals[2].dead_letter, std::nullopt);
+  EXPECT_EQ(load_valid("signals: {}\n").limits.prefetch, 32u);
+}
+
 TEST(ConfigLoader, HandlerEqualityIgnoresTheLocation) {
   Config a = load_valid("signals: {1: {handlers: [{log: info}]}}\n");
   Config b = load_valid("signals:\n  1:\n    handlers:\n      - log: info\n");
@@ -682,6 +698,14 @@ const BadCase kBadCases[] = {
      "plugins: expected a plugin name of letters, digits and . _ -; got \"a b\""},
     {"PluginSettingsCycle", "signals: {}\nplugins: {p: &x {a: *x}}\n", 2, 18,
      "plugins: nested more than 64 levels deep (does an alias contain itself?)"},
+    {"DeadLetterToItself", "signals:\n  5: {name: a, dead_letter: a}\n", 2, 29,
+     "a signal cannot be its own dead_letter"},
+    {"DeadLetterUnknown", "signals:\n  5: {dead_letter: nope}\n", 2, 20,
+     "unknown signal \"nope\""},
+    {"MaxDeliveriesZero", "signals:\n  5: {max_deliveries: 0}\n", 2, 23,
+     "signals.5.max_deliveries: expected an integer from 1 to 1000000"},
+    {"PrefetchTooLarge", "signals: {}\nlimits: {prefetch: 70000}\n", 2, 20,
+     "limits.prefetch: expected an integer from 1 to 65536"},
     {"DuplicateKeyInPluginSettings", "signals: {}\nplugins: {p: {a: 1, a: 2}}\n", 2, 21,
      "plugins.p: duplicate key \"a\" (first at line 2, column 15)"},
 };
