@@ -119,6 +119,35 @@ class AioTest(DaemonTestCase):
         self.run_async(body())
 
 
+class AioCreditTest(DaemonTestCase):
+    """Credit and nack over asyncio, with an ack timeout that cannot fire during the test."""
+
+    CONFIG = """
+    limits: {ack_timeout: 60s}
+    signals:
+      17: {name: jobs, handlers: [{target: subscriber}]}
+    """
+
+    def run_async(self, coro):
+        return asyncio.run(asyncio.wait_for(coro, 20))
+
+    def test_prefetch_nack_and_acks_as_a_notification(self):
+        async def body():
+            async with tocsin.aio.Client(self.path) as c:
+                sub = c.subscribe("jobs", ack=True, prefetch=1)
+                await sub
+                seq = await c.raise_signal("jobs")
+                first = await sub.get(timeout=5)
+                self.assertEqual((first.seq, first.delivery), (seq, 1))
+                self.assertEqual(await c.nack(first), {})
+                again = await sub.get(timeout=5)  # the only candidate: back to us
+                self.assertEqual((again.seq, again.delivery), (seq, 2))
+                await c.send_acks([again])
+                st = await c.status()
+                self.assertEqual([cl["prefetch"] for cl in st["clients_detail"]], [1])
+        self.run_async(body())
+
+
 class AioRunTest(DaemonTestCase):
     """tocsin.aio.run(): the same decorators served with asyncio."""
 

@@ -281,5 +281,35 @@ class ClientTest(DaemonTestCase):
             c.version()
 
 
+
+class CreditTest(DaemonTestCase):
+    """Credit, batched acks and nack (docs/protocol.md, Delivery), with a long ack timeout."""
+
+    CONFIG = """
+    limits: {ack_timeout: 60s}
+    signals:
+      17: {name: jobs, handlers: [{target: subscriber}]}
+    """
+
+    def test_prefetch_batched_acks_and_nack(self):
+        a = self.client()
+        b = self.client()
+        sub_a = a.subscribe(["jobs"], ack=True, prefetch=2)
+        sub_b = b.subscribe(["jobs"], ack=True, prefetch=1)
+        raiser = self.client()
+        seqs = [raiser.raise_signal("jobs", str(i)) for i in range(3)]
+        got_a = [sub_a.get(timeout=5), sub_a.get(timeout=5)]
+        got_b = sub_b.get(timeout=5)
+        self.assertEqual(sorted([e.seq for e in got_a] + [got_b.seq]), seqs)
+        self.assertEqual([e.delivery for e in got_a], [1, 1])
+        # b hands its event back: a is full (prefetch 2), so b gets it again, delivery 2.
+        self.assertEqual(b.nack(got_b), {})
+        again = sub_b.get(timeout=5)
+        self.assertEqual((again.seq, again.delivery, again.redelivered), (got_b.seq, 2, True))
+        b.send_acks([again])  # a notification: no reply
+        self.assertEqual(a.ack(got_a + [12345]), {"settled": 2, "not_held": [12345]})
+        wait_until(lambda: all(c["unacked"] == 0 for c in raiser.status()["clients_detail"]))
+
+
 if __name__ == "__main__":
     unittest.main()

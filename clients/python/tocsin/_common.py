@@ -48,15 +48,17 @@ class Event(object):
     """One event of a signal, as the daemon delivered it.
 
     ``ack`` is True when the event came through a one-of target and must be acknowledged
-    (``client.ack(event)``); ``redelivered`` when it was given to someone before. ``overflow``
+    (``client.ack(event)``); ``delivery`` counts its deliveries from 1 (``redelivered`` from 2 on:
+    it was given to someone before). ``overflow``
     is an :class:`Overflow` when the daemon reported dropped broadcast events just before it.
     """
 
     __slots__ = ("signal", "name", "seq", "source", "time", "iteration", "payload", "ack",
-                 "redelivered", "overflow", "raw")
+                 "redelivered", "delivery", "overflow", "raw")
 
     def __init__(self, signal, name=None, seq=0, source=None, time=None, iteration=0,
-                 payload=None, ack=False, redelivered=False, overflow=None, raw=None):
+                 payload=None, ack=False, redelivered=False, overflow=None, raw=None,
+                 delivery=0):
         self.signal = signal
         self.name = name
         self.seq = seq
@@ -66,6 +68,7 @@ class Event(object):
         self.payload = payload
         self.ack = ack
         self.redelivered = redelivered
+        self.delivery = delivery
         self.overflow = overflow
         self.raw = raw
 
@@ -77,7 +80,8 @@ class Event(object):
                    source=Source(src.get("kind"), src.get("id")),
                    time=params.get("time"), iteration=params.get("iteration", 0),
                    payload=params.get("payload"), ack=bool(params.get("ack", False)),
-                   redelivered=bool(params.get("redelivered", False)), raw=params)
+                   redelivered=bool(params.get("redelivered", False)), raw=params,
+                   delivery=params.get("delivery", 0))
 
     def matches(self, signal):
         """True when ``signal`` (a number or a name) is this event's signal."""
@@ -127,6 +131,13 @@ def seq_of(event_or_seq):
     return event_or_seq.seq if isinstance(event_or_seq, Event) else int(event_or_seq)
 
 
+def seqs_params(events):
+    """{"seq": N} for one event or seq, {"seqs": [...]} for a list of them."""
+    if isinstance(events, (list, tuple)):
+        return {"seqs": [seq_of(e) for e in events]}
+    return {"seq": seq_of(events)}
+
+
 def signals_param(signals):
     if signals == "*":
         return "*"
@@ -163,6 +174,9 @@ class Methods(object):
     """The daemon's methods, shared by the sync and asyncio clients: each one calls
     ``self._request(method, params, post)``, which returns the value (sync) or an awaitable
     (asyncio). Durations are seconds (int/float), timedeltas or strings ("250ms")."""
+
+    def _notify(self, method, params):  # pragma: no cover
+        raise NotImplementedError
 
     def _request(self, method, params, post=_identity):  # pragma: no cover
         raise NotImplementedError
@@ -221,9 +235,28 @@ class Methods(object):
         return self._request("wait", params_of(signal=signal, timeout=duration(timeout)),
                              _event_or_none)
 
-    def ack(self, event):
-        """Acknowledges a one-of event (an Event or its seq)."""
-        return self._request("ack", {"seq": seq_of(event)})
+    def ack(self, events):
+        """Acknowledges a one-of event (an Event or its seq), or a list of them: for a list the
+        result is {"settled": N} plus "not_held" naming the seqs this connection did not hold."""
+        return self._request("ack", seqs_params(events))
+
+    def nack(self, events, requeue=True):
+        """Hands one-of events back (one, or a list): to another subscriber at once, or with
+        ``requeue=False`` (or at the signal's max_deliveries) to its dead letter."""
+        params = seqs_params(events)
+        params["requeue"] = bool(requeue)
+        return self._request("nack", params)
+
+    def send_acks(self, events):
+        """Acks a list of events in one notification: no reply, nothing to wait for (what a
+        worker does with what it finished)."""
+        return self._notify("ack", seqs_params(list(events)))
+
+    def send_nacks(self, events, requeue=True):
+        """Nacks a list of events in one notification (no reply)."""
+        params = seqs_params(list(events))
+        params["requeue"] = bool(requeue)
+        return self._notify("nack", params)
 
     def unsubscribe(self, subscription):
         sub = getattr(subscription, "id", subscription)

@@ -105,6 +105,19 @@ class Client(Methods):
     def _on_event(self, ev):
         self._events.put_nowait(ev)
 
+    async def _notify(self, method, params):
+        """Sends a JSON-RPC notification (no id: the daemon sends no reply)."""
+        if self._writer is None or self._error is not None:
+            raise self._error or ConnectionLost("not connected")
+        msg = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        try:
+            self._writer.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
+            await self._writer.drain()
+        except OSError as e:
+            raise ConnectionLost("connection lost: %s" % e) from e
+
     async def _request(self, method, params, post=lambda r: r):
         if self._writer is None or self._error is not None:
             raise self._error or ConnectionLost("not connected")
@@ -141,7 +154,7 @@ class Client(Methods):
             raise self._error or ConnectionLost("closed")
         return ev
 
-    def subscribe(self, signals, sources=None, ack=False):
+    def subscribe(self, signals, sources=None, ack=False, prefetch=None):
         """Returns a Subscription: ``await`` it to subscribe now, or ``async for`` over it (it
         subscribes on first use). Iteration ends when the connection closes."""
         params = {"signals": signals_param(signals)}
@@ -149,6 +162,8 @@ class Client(Methods):
             params["sources"] = sources_param(sources)
         if ack:
             params["ack"] = True
+        if prefetch is not None:
+            params["prefetch"] = int(prefetch)  # the most unacked one-of events held at once
         return Subscription(self, params)
 
 

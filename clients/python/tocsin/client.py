@@ -113,6 +113,21 @@ class Client(Methods):
     def _on_event(self, ev):
         self._events.put(ev)
 
+    def _notify(self, method, params):
+        """Sends a JSON-RPC notification (no id: the daemon sends no reply)."""
+        msg = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if self._error is not None or self._closed:
+                raise self._error or ConnectionLost("closed")
+        try:
+            with self._send_lock:
+                self._sock.sendall(data)
+        except OSError as e:
+            raise ConnectionLost("connection lost: %s" % e) from e
+
     def _request(self, method, params, post=lambda r: r, timeout=-1):
         if timeout == -1:
             timeout = None if method == "wait" else self.timeout
@@ -155,7 +170,7 @@ class Client(Methods):
             raise self._error or ConnectionLost("closed")
         return ev
 
-    def subscribe(self, signals, sources=None, ack=False):
+    def subscribe(self, signals, sources=None, ack=False, prefetch=None):
         """Subscribes to ``signals`` (a list of numbers/names, one of them, or "*"). Returns a
         :class:`Subscription`, an iterator of events (it ends when the connection closes)."""
         params = {"signals": signals_param(signals)}
@@ -163,6 +178,8 @@ class Client(Methods):
             params["sources"] = sources_param(sources)
         if ack:
             params["ack"] = True
+        if prefetch is not None:
+            params["prefetch"] = int(prefetch)  # the most unacked one-of events held at once
         sub_id = self._request("subscribe", params, lambda r: r["subscription"])
         return Subscription(self, sub_id)
 
