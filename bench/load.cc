@@ -18,6 +18,14 @@
 // Throughput: raise rate = events / (first send .. last reply, in the raiser);
 // delivery rate = deliveries / (first send .. the last subscriber's last event).
 //
+// One-of mode (--one-of, issue 15): signal `bench` goes to `target: subscriber`; every subscriber
+// subscribes with ack (and --prefetch), acks what it handled in notifications of --ack-batch seqs
+// (and whenever its socket is drained, so credit comes back), and the first --slow of them spend
+// --delay-us on each event. The run FAILS when the subscribers' counts do not add up to the
+// events raised, when the seqs they saw (summed, and their squares summed) are not the raised
+// range, when an event comes with a delivery number other than 1 (given twice), or out of order
+// for a subscriber. Rate: events / (first send .. the last ack sent).
+//
 // Loss accounting (the run FAILS otherwise): for every subscriber, received + the `dropped` of
 // every overflow notice == events raised; its seqs strictly increase (no duplicate, no reordering,
 // overflow ranges included); when the daemon gave our raises contiguous seqs (always so with our
@@ -290,6 +298,13 @@ struct Options {
   double timeout = 120;
   int runs = 1;
   bool json = false;
+  // One-of mode (issue 15): `target: subscriber`; every subscriber acks, with this credit, acks
+  // batched into notifications; the first `slow` subscribers spend `delay_us` on each event.
+  bool one_of = false;
+  std::uint64_t prefetch = 0;  // 0: the daemon's limits.prefetch
+  std::uint64_t ack_batch = 64;
+  int slow = 0;
+  std::uint64_t delay_us = 0;
   std::int64_t deadline_ns = 0;  // children: absolute CLOCK_MONOTONIC deadline
 };
 
@@ -298,6 +313,7 @@ struct Options {
 
 constexpr std::string_view kEventPrefix = R"({"jsonrpc":"2.0","method":"signal","params":{"seq":)";
 constexpr std::string_view kPayloadKey = R"("payload":")";
+constexpr std::string_view kDeliveryKey = R"("delivery":)";
 
 struct SubscriberState {
   std::uint64_t expected = 0;
@@ -313,6 +329,12 @@ struct SubscriberState {
   std::int64_t first_recv_ns = 0;
   std::int64_t last_recv_ns = 0;
   Histogram latency;
+  // One-of: what to ack, and what was seen (sums over seqs, compared across subscribers).
+  bool one_of = false;
+  std::vector<std::uint64_t> to_ack;
+  std::uint64_t redelivered = 0;  // events with delivery != 1: given twice
+  std::uint64_t seq_sum = 0;
+  std::uint64_t seq_square_sum = 0;  // (mod 2^64)
 
   void error(std::string e) {
     if (first_error.empty()) first_error = std::move(e);
@@ -352,6 +374,22 @@ struct SubscriberState {
       ++received;
       see(seq, seq);
       latency.add(t - static_cast<std::int64_t>(stamp));
+      if (one_of) {
+        std::size_t d = line.find(kDeliveryKey, p);
+        std::uint64_t delivery = 0;
+        if (d == std::string_view::npos ||
+            !parse_u64(line, d += kDeliveryKey.size(), delivery)) {
+          ++bad_lines;
+          error("a one-of event without its delivery number: " +
+                std::string(line.substr(0, 200)));
+        } else if (delivery != 1) {
+          ++redelivered;
+          error("seq " + std::to_string(seq) + " came as delivery " + std::to_string(delivery));
+        }
+        to_ack.push_back(seq);
+        seq_sum += seq;
+        seq_square_sum += seq * seq;
+      }
       return;
     }
     Json j = Json::parse(line, nullptr, false);
@@ -381,6 +419,39 @@ int run_subscriber(const Options& o) {
   ::signal(SIGPIPE, SIG_IGN);
   SubscriberState st;
   st.expected = o.events;
+  st.one_of = o.one_of;
+  std::int64_t last_ack_ns = 0;
+  std::uint64_t ack_messages = 0;
+  int sock = -1;
+  std::string ack_line;
+  // Sends what is to be acked as one notification (no reply comes).
+  auto flush_acks = [&] {
+    if (st.to_ack.empty()) return;
+    ack_line.assign(R"({"jsonrpc":"2.0","method":"ack","params":{"seqs":[)");
+    for (std::size_t i = 0; i < st.to_ack.size(); ++i) {
+      if (i) ack_line += ',';
+      ack_line += std::to_string(st.to_ack[i]);
+    }
+    ack_line += "]}}\n";
+    write_all(sock, ack_line, o.deadline_ns);
+    st.to_ack.clear();
+    ++ack_messages;
+    last_ack_ns = now_ns();
+  };
+  // A slow worker's handler: `delay_us` of work per event, then its ack.
+  auto handle = [&](std::string_view line, std::int64_t t) {
+    st.on_line(line, t);
+    if (!o.one_of || st.to_ack.empty()) return;
+    if (o.delay_us > 0) {
+      timespec ts{static_cast<time_t>(o.delay_us / 1'000'000),
+                  static_cast<long>(o.delay_us % 1'000'000) * 1000};
+      while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+      }
+      flush_acks();
+    } else if (st.to_ack.size() >= o.ack_batch) {
+      flush_acks();
+    }
+  };
   auto report = [&](const std::string& fatal) {
     Json result = {{"received", st.received},
                    {"dropped", st.dropped},
@@ -394,6 +465,11 @@ int run_subscriber(const Options& o) {
                    {"first_recv_ns", st.first_recv_ns},
                    {"last_recv_ns", st.last_recv_ns},
                    {"latency", st.latency.to_json()},
+                   {"redelivered", st.redelivered},
+                   {"seq_sum", st.seq_sum},
+                   {"seq_square_sum", st.seq_square_sum},
+                   {"last_ack_ns", last_ack_ns},
+                   {"ack_messages", ack_messages},
                    {"fatal", fatal}};
     try {
       write_all(kResultFd, result.dump() + "\n", o.deadline_ns + 5'000'000'000);
@@ -405,8 +481,14 @@ int run_subscriber(const Options& o) {
   try {
     int fd = connect_unix(o.socket);
     if (fd < 0) throw Failure(errno_text(("connect " + o.socket).c_str()));
+    sock = fd;
     std::string sub = R"({"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"signals":[")" +
-                      std::string(kSignalName) + "\"]}}\n";
+                      std::string(kSignalName) + "\"]";
+    if (o.one_of) {
+      sub += R"(,"ack":true)";
+      if (o.prefetch > 0) sub += R"(,"prefetch":)" + std::to_string(o.prefetch);
+    }
+    sub += "}}\n";
     write_all(fd, sub, o.deadline_ns);
     set_nonblocking(fd);
     LineReader reader(1 << 20);
@@ -435,7 +517,7 @@ int run_subscriber(const Options& o) {
     bool control_open = true;
     bool readable = true;         // worth a read() before the next poll()
     std::int64_t idle_since = 0;  // once the raiser is done: last time anything arrived
-    while (st.accounted() < st.expected) {
+    while (o.one_of || st.accounted() < st.expected) {
       std::int64_t now = now_ns();
       if (now > o.deadline_ns) {
         throw Failure("timed out: " + std::to_string(st.received) + " received + " +
@@ -449,7 +531,9 @@ int run_subscriber(const Options& o) {
         readable = n > 0 && !reader.drained();
         if (n > 0) {
           std::int64_t t = now_ns();
-          reader.lines([&](std::string_view line) { st.on_line(line, t); });
+          reader.lines([&](std::string_view line) { handle(line, t); });
+          // Nothing more to read now: ack what was handled, so credit comes back.
+          if (!readable) flush_acks();
           if (!control_open) idle_since = t;
           continue;
         }
@@ -468,6 +552,7 @@ int run_subscriber(const Options& o) {
         }
       }
     }
+    flush_acks();
     ::close(fd);
   } catch (const std::exception& e) {
     return report(e.what());
@@ -812,9 +897,11 @@ void start_daemon(const Options& o, RunScope& scope, std::string& socket_path,
   {
     std::ofstream f(config);
     f << "# written by tocsin_load\n"
-      << "limits: {subscriber_queue: " << o.queue << ", clients: 4096, line_bytes: 1048576}\n"
+      << "limits: {subscriber_queue: " << o.queue
+      << ", clients: 4096, line_bytes: 1048576, ack_timeout: 10m}\n"
       << "signals:\n"
-      << "  " << kSignal << ": {name: " << kSignalName << ", handlers: [{target: subscribers}]}\n";
+      << "  " << kSignal << ": {name: " << kSignalName << ", handlers: [{target: "
+      << (o.one_of ? "subscriber" : "subscribers") << "}]}\n";
     if (!f) throw Failure("cannot write " + config);
   }
   if (::access(o.tocsind.c_str(), X_OK) != 0) {
@@ -906,8 +993,8 @@ RunResult run_once(const Options& o, int run_index) {
   if (own_daemon) start_daemon(o, scope, socket_path, deadline);
 
   const std::string exe = self_exe();
-  auto child_args = [&](const char* role) {
-    return std::vector<std::string>{exe,
+  auto child_args = [&](const char* role, bool slow = false) {
+    std::vector<std::string> args{exe,
                                     "--role",
                                     role,
                                     "--socket",
@@ -926,6 +1013,12 @@ RunResult run_once(const Options& o, int run_index) {
                                     std::to_string(o.payload_bytes),
                                     "--deadline-ns",
                                     std::to_string(deadline)};
+    if (o.one_of) {
+      args.insert(args.end(), {"--one-of", "--prefetch", std::to_string(o.prefetch),
+                               "--ack-batch", std::to_string(o.ack_batch)});
+      if (slow) args.insert(args.end(), {"--delay-us", std::to_string(o.delay_us)});
+    }
+    return args;
   };
   int control[2];
   if (::pipe2(control, O_CLOEXEC) != 0) throw Failure(errno_text("pipe"));
@@ -939,7 +1032,7 @@ RunResult run_once(const Options& o, int run_index) {
     if (::pipe2(p, O_CLOEXEC) != 0) throw Failure(errno_text("pipe"));
     Child& c = scope.children[1 + static_cast<std::size_t>(i)];
     c.result_fd = p[0];
-    c.pid = spawn(child_args("subscriber"), {p[1], scope.control_read});
+    c.pid = spawn(child_args("subscriber", i < o.slow), {p[1], scope.control_read});
     ::close(p[1]);
   }
   scope.children[0].eof = true;  // the raiser does not exist yet
@@ -1044,6 +1137,8 @@ RunResult run_once(const Options& o, int run_index) {
   std::uint64_t received = 0, dropped = 0, overflow_notices = 0;
   std::uint64_t min_received = UINT64_MAX, max_received = 0;
   std::int64_t last_delivery = 0;
+  std::uint64_t seq_sum = 0, seq_square_sum = 0, redelivered = 0;
+  Json per_subscriber = Json::array();
   double sub_cpu = 0;
   for (std::size_t i = 1; i < scope.children.size(); ++i) {
     const Child& c = scope.children[i];
@@ -1057,13 +1152,27 @@ RunResult run_once(const Options& o, int run_index) {
     min_received = std::min(min_received, r);
     max_received = std::max(max_received, r);
     last_delivery = std::max(last_delivery, s.at("last_recv_ns").get<std::int64_t>());
+    per_subscriber.push_back(r);
+    if (o.one_of) {
+      // Acked throughput ends with the last ack sent, not the last event read.
+      last_delivery = std::max(last_delivery, s.at("last_ack_ns").get<std::int64_t>());
+      seq_sum += s.at("seq_sum").get<std::uint64_t>();
+      seq_square_sum += s.at("seq_square_sum").get<std::uint64_t>();
+      redelivered += s.at("redelivered").get<std::uint64_t>();
+      if (s.at("redelivered").get<std::uint64_t>() > 0) {
+        res.failures.push_back("subscriber " + std::to_string(i) + ": " +
+                               std::to_string(s.at("redelivered").get<std::uint64_t>()) +
+                               " events delivered again, first: " +
+                               s.at("first_error").get<std::string>());
+      }
+    }
     all.merge(Histogram::from_json(s.at("latency")));
     std::string who = "subscriber " + std::to_string(i) + ": ";
     const bool failed = raiser_failed || !s.at("fatal").get<std::string>().empty();
     if (!s.at("fatal").get<std::string>().empty()) {
       res.failures.push_back(who + s.at("fatal").get<std::string>());
     }
-    if (!failed && r + d != raised) {
+    if (!failed && !o.one_of && r + d != raised) {
       res.failures.push_back(who + std::to_string(r) + " received + " + std::to_string(d) +
                              " reported dropped != " + std::to_string(raised) + " raised (" +
                              (r + d < raised
@@ -1086,7 +1195,7 @@ RunResult run_once(const Options& o, int run_index) {
                              " outside the raised " + std::to_string(first_seq) + ".." +
                              std::to_string(last_seq));
     }
-    if (!failed && contiguous && r + d > 0 &&
+    if (!failed && !o.one_of && contiguous && r + d > 0 &&
         (sf != first_seq || sl != last_seq || s.at("gap_events").get<std::uint64_t>() != 0)) {
       res.failures.push_back(who + "seqs missing without an overflow notice (saw " +
                              std::to_string(sf) + ".." + std::to_string(sl) + ", " +
@@ -1099,6 +1208,27 @@ RunResult run_once(const Options& o, int run_index) {
     }
   }
   if (o.subscribers == 0) min_received = 0;
+  if (o.one_of && !raiser_failed && o.subscribers > 0) {
+    // Each event to exactly one subscriber: the counts add up to what was raised, and the seqs
+    // seen, summed (and their squares), are those of the raised range: a loss with a duplicate
+    // elsewhere does not cancel out in both sums.
+    if (received != raised) {
+      res.failures.push_back(std::to_string(received) + " one-of events received for " +
+                             std::to_string(raised) + " raised (" +
+                             (received < raised ? std::to_string(raised - received) + " lost"
+                                                : std::to_string(received - raised) + " twice") +
+                             ")");
+    } else if (contiguous) {
+      std::uint64_t want = 0, want_sq = 0;
+      for (std::uint64_t q = first_seq; q <= last_seq; ++q) {
+        want += q;
+        want_sq += q * q;
+      }
+      if (want != seq_sum || want_sq != seq_square_sum) {
+        res.failures.push_back("the seqs received are not the raised range: some twice, some lost");
+      }
+    }
+  }
   if (raiser_failed) res.failures.push_back("loss accounting not checked: the raiser failed");
 
   const double raise_s = static_cast<double>(last_reply - first_send) / 1e9;
@@ -1123,14 +1253,22 @@ RunResult run_once(const Options& o, int run_index) {
       {"payload_bytes", std::max<std::size_t>(o.payload_bytes, kStampDigits)},
       {"queue", own_daemon ? Json(o.queue) : Json()},
       {"subscribers", o.subscribers},
+      {"one_of", o.one_of},
+      {"prefetch", o.one_of ? Json(o.prefetch) : Json()},
+      {"ack_batch", o.one_of ? Json(o.ack_batch) : Json()},
+      {"slow", o.one_of ? Json(o.slow) : Json()},
+      {"delay_us", o.one_of ? Json(o.delay_us) : Json()},
+      {"received_per_subscriber", per_subscriber},
+      {"redelivered", redelivered},
       {"events", raised},
       {"received", received},
       {"received_min_per_subscriber", min_received},
       {"received_max_per_subscriber", max_received},
       {"reported_dropped", dropped},
       {"overflow_notices", overflow_notices},
-      {"silent_loss",
-       static_cast<long long>(raised) * o.subscribers - static_cast<long long>(received + dropped)},
+      {"silent_loss", o.one_of ? static_cast<long long>(raised) - static_cast<long long>(received)
+                               : static_cast<long long>(raised) * o.subscribers -
+                                     static_cast<long long>(received + dropped)},
       {"raise_seconds", raise_s},
       {"raise_rate", res.raise_rate},
       {"delivery_seconds", deliver_s},
@@ -1173,6 +1311,14 @@ RunResult run_once(const Options& o, int run_index) {
                  raiser_cpu, sub_cpu);
   } else {
     std::fprintf(h, "  cpu: raiser %.2f s, subscribers %.2f s\n", raiser_cpu, sub_cpu);
+  }
+  if (o.one_of) {
+    std::fprintf(h, "  one-of: prefetch %s, acks batched by %llu, %d slow (%llu µs/event); "
+                    "per subscriber %s; %s acked/s (first send to last ack)\n",
+                 o.prefetch ? std::to_string(o.prefetch).c_str() : "default",
+                 static_cast<unsigned long long>(o.ack_batch), o.slow,
+                 static_cast<unsigned long long>(o.delay_us), per_subscriber.dump().c_str(),
+                 fmt_rate(res.delivery_rate).c_str());
   }
   for (const auto& f : res.failures) std::fprintf(h, "  FAILED: %s\n", f.c_str());
   std::fflush(h);
@@ -1296,6 +1442,18 @@ int main(int argc, char** argv) {
   app.add_option("--runs", o.runs, "runs (a fresh daemon each); a median line follows")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_flag("--one-of", o.one_of,
+               "one-of delivery (target: subscriber): each event to one acking subscriber");
+  app.add_option("--prefetch", o.prefetch, "one-of: each subscriber's credit (0: the daemon's)")
+      ->capture_default_str();
+  app.add_option("--ack-batch", o.ack_batch,
+                 "one-of: acks per notification (also sent whenever the socket is drained)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--slow", o.slow, "one-of: how many subscribers are slow")->capture_default_str();
+  app.add_option("--delay-us", o.delay_us,
+                 "one-of: time a slow subscriber spends on each event before its ack")
+      ->capture_default_str();
   app.add_flag("--json", o.json, "one JSON object per run on stdout (the summary goes to stderr)");
   // Hidden: the client processes.
   app.add_option("--role", o.role)->group("")->check(CLI::IsMember({"subscriber", "raiser"}));
