@@ -127,21 +127,27 @@ class DecoratorTest(DaemonTestCase):
         rec = Recorder()
         deco(rec)
         h = tocsin.handlers()[0]
-        self.assertEqual(h.id, "py:%d:Recorder" % os.getpid())
-        r = Runner(self, socket_path=self.path)
+        self.assertEqual(h.id, "py:test_decorators.Recorder")  # module and name: stable
+        r = Runner(self, socket_path=self.path, linger=0.1)
         r.wait_ready()
         wait_until(lambda: rec.count() >= 2, what="two timer events")
         ev = rec.events[0]
-        self.assertEqual(ev.source, tocsin.Source(kind, h.id))
+        sid = self.used_id(h)
+        self.assertEqual(ev.source, tocsin.Source(kind, sid))
         self.assertEqual(ev.signal, 200)  # the first free number from 200 down
         self.assertTrue(ev.ack)
         c = self.client()
         ids = [s["id"] for s in c.status()["sources"]["list"]]
-        self.assertIn(h.id, ids)
+        self.assertIn(sid, ids)
         r.stop()
-        # run() cleans up what it added: the timer and the subscriber target.
-        self.assertNotIn(h.id, [s["id"] for s in c.status()["sources"]["list"]])
-        self.assertNotIn(200, [e["signal"] for e in c.table() if e["handlers"]])
+        if self.shared():
+            # A shared source: gone once its last declarer left and its linger (0.1 s) ran.
+            wait_until(lambda: sid not in [s["id"] for s in c.status()["sources"]["list"]],
+                       what="the source to go after its linger")
+        else:
+            # run() cleans up what it added: the timer and the subscriber target.
+            self.assertNotIn(sid, [s["id"] for s in c.status()["sources"]["list"]])
+            self.assertNotIn(200, [e["signal"] for e in c.table() if e["handlers"]])
 
     def test_timer(self):
         self._source_decorator_test(tocsin.timer(0.02), "timer")
@@ -200,7 +206,7 @@ class DecoratorTest(DaemonTestCase):
         # The timer was added again on the new daemon.
         mark = ticks.count()
         wait_until(lambda: ticks.count() >= mark + 2, 15, "timer events after the restart")
-        self.assertIn("py:%d:Recorder" % os.getpid(),
+        self.assertIn(self.used_id(tocsin.handlers()[1]),
                       [s["id"] for s in c.status()["sources"]["list"]])
         self.assertIsNone(r.error)
 
@@ -232,7 +238,7 @@ class DecoratorTest(DaemonTestCase):
     def test_cron_fires_the_function(self):
         every_second = Recorder()
         tocsin.cron("* * * * * *", tz="Asia/Tokyo")(every_second)
-        r = Runner(self, socket_path=self.path)
+        r = Runner(self, socket_path=self.path, linger=0)
         r.wait_ready()
         wait_until(lambda: every_second.count() >= 2, 15, "two cron events")
         ev = every_second.events[0]
@@ -243,9 +249,9 @@ class DecoratorTest(DaemonTestCase):
         tocsin.stop()
         wait_until(r.done.is_set, what="run() to return")
         self.assertIsNone(r.error)
-        # run() removed its job on the way out.
-        self.assertEqual([s for s in self.client().status()["sources"]["list"]
-                          if s["kind"] == "cron"], [])
+        # run() removed its job on the way out (shared: its last declarer left, no linger).
+        wait_until(lambda: [s for s in self.client().status()["sources"]["list"]
+                            if s["kind"] == "cron"] == [], what="the cron job to go")
 
     def test_bad_cron_expression_is_reported_and_nothing_is_left_behind(self):
         tocsin.cron("*/5 * 32 * *")(Recorder())
@@ -263,16 +269,18 @@ class DecoratorTest(DaemonTestCase):
         rec = Recorder()
         tocsin.filemon(watched, recursive=True, match="*.txt")(rec)
         h = tocsin.handlers()[0]
-        r = Runner(self, socket_path=self.path)
+        r = Runner(self, socket_path=self.path, linger=0)
         r.wait_ready()
         with open(os.path.join(watched, "a.txt"), "w") as f:
             f.write("x")
         wait_until(lambda: rec.count() >= 1, what="the file event")
-        self.assertEqual(rec.events[0].source, tocsin.Source("file", h.id))
+        sid = self.used_id(h)
+        self.assertEqual(rec.events[0].source, tocsin.Source("file", sid))
         c = self.client()
-        self.assertIn(h.id, [m["id"] for m in c.status()["file_monitors"]])
+        self.assertIn(sid, [m["id"] for m in c.status()["file_monitors"]])
         r.stop()
-        self.assertNotIn(h.id, [m["id"] for m in c.status()["file_monitors"]])
+        wait_until(lambda: sid not in [m["id"] for m in c.status()["file_monitors"]],
+                   what="the monitor to go")
 
 
 if __name__ == "__main__":

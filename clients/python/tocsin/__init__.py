@@ -19,3 +19,8 @@ __all__ = [
     "INVALID_PARAMS", "INTERNAL_ERROR", "PERMISSION_DENIED", "LIMIT_REACHED", "UNKNOWN_SIGNAL",
     "PAYLOAD_TOO_LARGE", "NO_SUCH_EVENT", "RELOAD_FAILED", "LINE_TOO_LONG",
 ]
+
+# The runtime for worker processes (issue 16): kept apart from the lines above.
+from .runtime import Runtime, start  # noqa: E402
+
+__all__ += ["Runtime", "start"]

@@ -1,0 +1,488 @@
+"""The runtime for worker processes: serves the registered handlers (``@tocsin.signal``,
+``@tocsin.timer``, ..., the uWSGI drop-ins) on a bounded thread pool.
+
+- One connection to tocsind; its reader thread parses what arrives a chunk at a time and hands
+  the events to ``concurrency`` worker threads (a deque and a condition; at most
+  ``concurrency`` handlers run at once). The acking subscriptions ask for ``prefetch`` unacked
+  one-of events (default ``PREFETCH_PER_WORKER`` x concurrency), so the daemon gives this
+  process no more than it can start soon, and the rest to other processes.
+- A one-of event whose handlers all returned is acked; acks are batched and sent as JSON-RPC
+  notifications (no reply awaited): when ``ack_batch`` are waiting, when a worker finds
+  nothing more to do, or ``ack_interval`` seconds after the first one waits. A handler that
+  raises is logged (logger ``tocsin``) and its event nacked at once (redelivered, with
+  ``delivery`` one higher; dead-lettered at the signal's ``max_deliveries``). Broadcast events
+  are not acked.
+- The connection drops (a daemon restart): it reconnects with backoff and sets everything up
+  again. Handlers registered while it runs are set up on the live connection.
+- ``start()`` runs it in the background and returns the :class:`Runtime` (``stop()``,
+  ``join()``); ``run()`` serves in the calling thread. Fork safety: a runtime is not running
+  in a child process forked after it started (its threads are not there and its socket is
+  closed in the child without touching the parent's connection); the child starts its own.
+"""
+
+import collections
+import json
+import logging
+import os
+import threading
+import weakref
+
+from . import decorators
+from ._common import ConnectionLost, RpcError, socket_path as _resolve_path
+from .client import Client
+
+log = logging.getLogger("tocsin")
+
+DEFAULT_CONCURRENCY = 4
+PREFETCH_PER_WORKER = 16
+DEFAULT_LINGER = 30.0
+DEFAULT_ACK_INTERVAL = 0.005
+
+_runtimes = weakref.WeakSet()  # live runtimes of this process, for the fork hook
+_global = None                 # the runtime serving the global registry in this process
+
+
+class _Conn(Client):
+    """A Client whose reader parses a chunk at a time and hands the events of each chunk to
+    ``sink`` in one call (``sink(None)`` when the connection is gone)."""
+
+    def __init__(self, path, sink, timeout=30.0):
+        self._sink = sink
+        self._batch = []
+        super().__init__(path, timeout=timeout)
+
+    def _on_event(self, ev):
+        self._batch.append(ev)
+
+    def _read_loop(self):
+        sock = self._sock
+        loads = json.loads
+        dispatch = self._dispatch
+        buf = b""
+        reason = "connection closed by tocsind"
+        try:
+            while True:
+                data = sock.recv(262144)
+                if not data:
+                    break
+                lines = (buf + data).split(b"\n")
+                buf = lines.pop()
+                for line in lines:
+                    if not line:
+                        continue
+                    try:
+                        msg = loads(line)
+                    except ValueError:
+                        log.warning("tocsin: unreadable line from the daemon: %r", line[:200])
+                        continue
+                    dispatch(msg)
+                if self._batch:
+                    batch, self._batch = self._batch, []
+                    self._sink(self, batch)
+        except OSError as e:
+            reason = "connection lost: %s" % e
+        except Exception:  # a bug must not leave the runtime waiting forever
+            log.exception("tocsin: reader failed")
+            reason = "reader failed"
+        with self._lock:
+            self._error = ConnectionLost("closed" if self._closed else reason)
+            pending, self._pending = self._pending, {}
+        for p in pending.values():
+            p.done.set()
+        self._sink(self, None)
+
+    def abandon(self):
+        """In a forked child: close our copy of the socket without shutting the parent's
+        connection down."""
+        self._closed = True
+        try:
+            self._sock.detach()
+        except OSError:
+            pass
+
+
+class Runtime(object):
+    """Serves handlers; see the module's doc. ``handlers``: a list of :class:`Handler` (default:
+    every registered one, and those registered later). ``shared``/``linger``/``replace``: how
+    decorated sources are declared (one source under its stable id for all the processes that
+    declare it, kept ``linger`` seconds after the last one disconnects)."""
+
+    def __init__(self, handlers=None, socket_path=None, concurrency=DEFAULT_CONCURRENCY,
+                 prefetch=None, name=None, group=None, linger=DEFAULT_LINGER, shared=True,
+                 replace=False, ack_batch=None, ack_interval=DEFAULT_ACK_INTERVAL,
+                 max_reconnects=None, backoff_max=2.0, stop_event=None, ready=None):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.path = _resolve_path(socket_path)
+        self.concurrency = int(concurrency)
+        self.prefetch = int(prefetch) if prefetch else PREFETCH_PER_WORKER * self.concurrency
+        self.ack_batch = int(ack_batch) if ack_batch else max(1, self.prefetch // 2)
+        self.ack_interval = ack_interval
+        self.name, self.group = name, group
+        self.linger, self.shared, self.replace = linger, shared, replace
+        self.max_reconnects, self.backoff_max = max_reconnects, backoff_max
+        self._fixed = list(handlers) if handlers is not None else None
+        self._pid = os.getpid()
+        self.ready = ready if ready is not None else threading.Event()  # set while set up
+        self.error = None                   # what ended it (RpcError, ConnectionLost), if any
+        self._external_stop = stop_event is not None
+        self._stop = stop_event if stop_event is not None else threading.Event()
+        self._done = threading.Event()
+        self._wake = threading.Event()      # the control thread has something to do
+        self._thread = None
+        self._conn = None
+        self._served = []                   # handlers set up on the current connection
+        self._sessions = []
+        self._routes = ({}, {})             # (by signal number or name, by source id)
+        self._queue = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._idle = 0
+        self._exit = False
+        self._workers = []
+        self._acks = []
+        self._ack_conn = None
+        self._ack_lock = threading.Lock()
+        self._ack_waiting = threading.Event()
+        self._active = 0                    # handlers running now (tests, metrics)
+        self.max_active = 0
+        self.handled = 0
+        self.failed = 0
+        _runtimes.add(self)
+
+    # -- public ------------------------------------------------------------------------------
+    def start(self):
+        """Runs in a background thread; returns self."""
+        if self._thread is not None:
+            raise RuntimeError("this runtime was started already")
+        self._claim()
+        self._thread = threading.Thread(target=self._serve_guarded, name="tocsin-runtime",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def serve(self):
+        """Serves in the calling thread until stop(); raises what ended it (RpcError for a
+        setup the daemon refused, ConnectionLost after max_reconnects)."""
+        self._claim()
+        self._serve_guarded()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self, timeout=10.0):
+        """Stops serving: the handlers running finish, what they finished is acked, the
+        connection closes (unacked events go to other subscribers). Waits up to ``timeout``."""
+        if os.getpid() != self._pid:
+            return
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def join(self, timeout=None):
+        """Waits until it stopped (stop(), or an error: see ``error``). True when stopped."""
+        if os.getpid() != self._pid:
+            return True
+        return self._done.wait(timeout)
+
+    @property
+    def running(self):
+        """True while it serves (or tries to connect) in this process."""
+        return os.getpid() == self._pid and not self._done.is_set()
+
+    def refresh(self, handler=None):
+        """Sets up handlers registered since it started (called for each new registration)."""
+        self._wake.set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- the process's runtime of the global registry ----------------------------------------
+    def _claim(self):
+        global _global
+        if self._fixed is None:
+            if _global is not None and _global is not self and _global._pid == os.getpid():
+                _global.stop()
+            _global = self
+            decorators._listeners.append(self.refresh)
+
+    def _release(self):
+        global _global
+        try:
+            decorators._listeners.remove(self.refresh)
+        except ValueError:
+            pass
+        if _global is self:
+            _global = None
+
+    def _handlers(self):
+        return list(self._fixed) if self._fixed is not None else decorators.handlers()
+
+    # -- control thread ----------------------------------------------------------------------
+    def _serve_guarded(self):
+        prev_stop = decorators._current_stop
+        decorators._current_stop = handle = _StopHandle(self)
+        try:
+            self._serve()
+        except BaseException as e:  # noqa: B902 (kept for join()/serve())
+            self.error = e
+            if not isinstance(e, (RpcError, ConnectionLost)):
+                log.exception("tocsin: runtime failed")
+        finally:
+            if decorators._current_stop is handle:
+                decorators._current_stop = prev_stop
+            self._shutdown_workers()
+            self._release()
+            self.ready.clear()
+            self._done.set()
+
+    def _serve(self):
+        for _ in range(self.concurrency):
+            t = threading.Thread(target=self._worker, name="tocsin-worker", daemon=True)
+            t.start()
+            self._workers.append(t)
+        flusher = threading.Thread(target=self._flusher, name="tocsin-acks", daemon=True)
+        flusher.start()
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                conn = _Conn(self.path, self._on_events)
+            except ConnectionLost as e:
+                failures += 1
+                if self.max_reconnects is not None and failures > self.max_reconnects:
+                    raise
+                delay = min(0.05 * (2 ** min(failures - 1, 10)), self.backoff_max)
+                log.info("tocsin: %s; retrying in %.2fs", e, delay)
+                self._stop.wait(delay)
+                continue
+            with self._ack_lock:
+                self._conn = self._ack_conn = conn
+                self._acks = []
+            self._served, self._sessions = [], []
+            try:
+                self._setup(conn, self._handlers(), first=True)
+                failures = 0
+                self.ready.set()
+                log.info("tocsin: serving %d handler(s) on %s", len(self._served), self.path)
+                while not self._stop.is_set() and not conn.closed:
+                    self._wake.wait(0.1 if self._external_stop else None)
+                    self._wake.clear()
+                    if self._stop.is_set() or conn.closed:
+                        break
+                    new = [h for h in self._handlers() if h not in self._served]
+                    if new:
+                        self._setup(conn, new, first=False)
+                if not self._stop.is_set():
+                    raise conn._error or ConnectionLost("closed")
+            except (ConnectionLost, TimeoutError) as e:
+                self.ready.clear()
+                log.warning("tocsin: %s; reconnecting", e)
+                continue
+            except RpcError:
+                self._cleanup(conn)
+                raise
+            finally:
+                if self._stop.is_set():
+                    self._drain_and_flush()
+                    self._cleanup(conn)
+                conn.close()
+
+    def _setup(self, conn, hs, first):
+        session = decorators._Session(hs, shared=self.shared, linger=self.linger,
+                                      replace=self.replace, prefetch=self.prefetch)
+        self._sessions.append(session)
+        self._served.extend(hs)
+        self._route()  # before subscribing: events may come as soon as it is done
+        decorators._drive(conn, session.setup_steps(self.name, self.group) if first
+                          else session.setup_steps(None, None))
+        self.shared = session.shared  # a daemon without shared sources: per-process from now
+        self._route()
+
+    def _route(self):
+        by_signal, by_source = {}, {}
+        for session in self._sessions:
+            for h in session.signal_handlers:
+                by_signal.setdefault(h.signal, []).append(h)
+            for h in session.sources:
+                sid = session.ids.get(h) or session.source_id(h)
+                by_source.setdefault(sid, []).append(h)
+        self._routes = (by_signal, by_source)
+
+    def _cleanup(self, conn):
+        for session in self._sessions:
+            try:
+                decorators._drive(conn, session.cleanup_steps())
+            except (ConnectionError, TimeoutError):
+                pass
+
+    def _drain_and_flush(self):
+        """On stop: wait for the handlers running to finish (queued ones are left to the
+        daemon to hand to others), then send the acks."""
+        with self._cond:
+            self._queue.clear()
+            self._cond.wait_for(lambda: self._active == 0, 10)
+        self._flush()
+
+    def _shutdown_workers(self):
+        with self._cond:
+            self._exit = True
+            self._queue.clear()
+            self._cond.notify_all()
+        for t in self._workers:
+            t.join(10)
+        self._workers = []
+        self._ack_waiting.set()
+
+    # -- reader -> workers -------------------------------------------------------------------
+    def _on_events(self, conn, batch):
+        if batch is None:  # the connection is gone
+            self._wake.set()
+            return
+        items = [(conn, ev) for ev in batch]
+        with self._cond:
+            self._queue.extend(items)
+            if self._idle:
+                self._cond.notify(min(self._idle, len(items)))
+
+    def _worker(self):
+        queue, cond = self._queue, self._cond
+        while True:
+            try:
+                conn, ev = queue.popleft()
+            except IndexError:
+                if self._acks:
+                    self._flush()  # nothing to do: what is done goes out now
+                with cond:
+                    self._idle += 1
+                    while not queue and not self._exit:
+                        cond.wait()
+                    self._idle -= 1
+                    if self._exit and not queue:
+                        return
+                continue
+            self._handle(conn, ev)
+
+    def _handle(self, conn, ev):
+        by_signal, by_source = self._routes
+        hs = by_signal.get(ev.signal)
+        if ev.name:
+            more = by_signal.get(ev.name)
+            if more:
+                hs = (hs or []) + more
+        if ev.source is not None and ev.source.id in by_source:
+            hs = (hs or []) + by_source[ev.source.id]
+        with self._cond:
+            self._active += 1
+            if self._active > self.max_active:
+                self.max_active = self._active
+        ok = True
+        try:
+            if hs:
+                for h in hs:
+                    try:
+                        h.func(ev)
+                    except Exception:
+                        ok = False
+                        log.exception("tocsin: handler %s failed on %r%s", h, ev,
+                                      "; nacked" if ev.ack else "")
+            else:
+                log.debug("tocsin: no handler for %r", ev)
+        finally:
+            with self._cond:
+                self._active -= 1
+                if self._active == 0:
+                    self._cond.notify_all()
+        if ok:
+            self.handled += 1
+        else:
+            self.failed += 1
+        if not ev.ack:
+            return
+        if not ok:
+            try:
+                conn._notify("nack", {"seqs": [ev.seq], "requeue": True})
+            except ConnectionLost:
+                pass
+            return
+        with self._ack_lock:
+            if conn is not self._ack_conn:
+                return  # from a connection that is gone: the daemon hands it out again
+            acks = self._acks
+            acks.append(ev.seq)
+            n = len(acks)
+        if n == 1:
+            self._ack_waiting.set()
+        elif n >= self.ack_batch:
+            self._flush()
+
+    def _flush(self):
+        with self._ack_lock:
+            seqs, self._acks = self._acks, []
+            conn = self._ack_conn
+        if seqs and conn is not None:
+            try:
+                conn._notify("ack", {"seqs": seqs})
+            except ConnectionLost:
+                pass
+
+    def _flusher(self):
+        while not self._exit:
+            self._ack_waiting.wait()
+            self._ack_waiting.clear()
+            if self._exit:
+                return
+            self._stop.wait(self.ack_interval)
+            self._flush()
+
+    # -- fork --------------------------------------------------------------------------------
+    def _forked(self):
+        """In a child process: this runtime is not running here."""
+        conn = self._conn
+        if conn is not None:
+            conn.abandon()
+        self._conn = self._ack_conn = None
+        self._done = threading.Event()
+        self._done.set()
+        self.ready = threading.Event()
+
+
+class _StopHandle(object):
+    """What tocsin.stop() sets: stops the runtime without waiting (it may be a handler)."""
+
+    def __init__(self, rt):
+        self.rt = rt
+
+    def set(self):
+        self.rt._stop.set()
+        self.rt._wake.set()
+
+
+def _after_fork_in_child():
+    global _global
+    for rt in list(_runtimes):
+        if rt._pid != os.getpid():
+            rt._forked()
+    _global = None
+    decorators._listeners[:] = []
+    decorators._current_stop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def start(socket_path=None, concurrency=DEFAULT_CONCURRENCY, **kw):
+    """Serves the registered handlers (and those registered later) in the background of this
+    process; returns the :class:`Runtime` (``.stop()``, ``.join()``, ``.ready``). Keyword
+    arguments are :class:`Runtime`'s (name, group, prefetch, linger, handlers, ...)."""
+    return Runtime(socket_path=socket_path, concurrency=concurrency, **kw).start()
+
+
+def current():
+    """The runtime serving the registered handlers in this process, or None."""
+    rt = _global
+    if rt is not None and rt._pid == os.getpid() and not rt._done.is_set():
+        return rt
+    return None
