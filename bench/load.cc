@@ -898,7 +898,10 @@ void start_daemon(const Options& o, RunScope& scope, std::string& socket_path,
     std::ofstream f(config);
     f << "# written by tocsin_load\n"
       << "limits: {subscriber_queue: " << o.queue
-      << ", clients: 4096, line_bytes: 1048576, ack_timeout: 10m}\n"
+      << ", clients: 4096, line_bytes: 1048576, ack_timeout: 10m"
+      // One-of: a pipelined raiser outruns acking subscribers, and what waits for credit sits
+      // in the backlog: room for the whole run, as a broker's unbounded queue would have.
+      << ", backlog: " << std::max<std::uint64_t>(65536, o.one_of ? 2 * o.events : 0) << "}\n"
       << "signals:\n"
       << "  " << kSignal << ": {name: " << kSignalName << ", handlers: [{target: "
       << (o.one_of ? "subscriber" : "subscribers") << "}]}\n";
