@@ -12,6 +12,7 @@
 #include "server/methods.h"
 #include "server/raise_rules.h"
 #include "server/server_core.h"
+#include "tocsin/event_source.h"
 
 namespace tocsin {
 
@@ -112,6 +113,8 @@ void Session::close() {
   closed_ = true;
   core_.hub.disconnect(client_);
   core_.drop_waiters(this);
+  // It leaves the run-time sources it declared (a `lifetime: clients` one may linger, then go).
+  core_.host.sources().client_left(client_);
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
