@@ -312,6 +312,7 @@ Json remove_source(Context& ctx, const Json& params) {
                  ctx.session.peer().user, name);
     return result_reply(ctx.id, Json::object());
   }
+  ctx.core.release_declarers_of_gone_peers(&ctx.session);  // one that has just exited has left
   auto r = sources.leave(name, ctx.session.client());
   if (!r) return error_reply(ctx.id, r.error());
   return result_reply(ctx.id, Json::object());

@@ -1,5 +1,6 @@
 #include "server/session.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -121,6 +122,12 @@ void Session::close() {
   writer_wake_.cancel();
   reader_wake_.cancel();
   core_.session_closed(this);
+}
+
+bool Session::peer_gone() {
+  if (closed_) return false;
+  char c;
+  return ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 asio::awaitable<void> Session::reader() {

@@ -236,6 +236,15 @@ TEST_F(SharedSourcesTest, RemoveSourceByADeclarerLeavesAndForceRemovesForAll) {
   Json st = status_until(other, [](const Json& s) { return source_in(s, "d")["declarers"] == 0; });
   ASSERT_EQ(source_in(st, "d")["lifetime"], "daemon") << st.dump();
   EXPECT_EQ(other.call("remove_source", {{"id", "d"}})["result"], Json::object());
+  // Even at once: a declarer that closed its connection has left, although the daemon may not
+  // have read its EOF yet (tocsinctl add-timer --id q; tocsinctl remove q).
+  for (int i = 0; i < 20; ++i) {
+    {
+      LineClient quick = connect();
+      ASSERT_TRUE(quick.call("add_timer", timer("q", 3, "1h")).contains("result"));
+    }
+    ASSERT_EQ(other.call("remove_source", {{"id", "q"}})["result"], Json::object()) << i;
+  }
   EXPECT_EQ(other.call("remove_source", {{"id", "conf"}})["result"], Json::object())
       << "a configured timer is removed as before";
 }
