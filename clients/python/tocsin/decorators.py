@@ -5,7 +5,8 @@ import os
 import re
 import threading
 
-from ._common import METHOD_NOT_FOUND, INVALID_PARAMS, NO_SUCH_EVENT, ConnectionLost, RpcError
+from ._common import (METHOD_NOT_FOUND, INVALID_PARAMS, NO_SUCH_EVENT, SOURCE_CONFLICT,
+                      ConnectionLost, RpcError)
 from ._common import duration, socket_path as _resolve_path
 from .client import Client
 
@@ -189,7 +190,9 @@ class _Session(object):
             try:
                 yield "remove_source", {"id": h.id}  # a stale one from before a reconnect
             except RpcError as e:
-                if e.code != NO_SUCH_EVENT:
+                # SOURCE_CONFLICT: another connected process declares it; the add below joins
+                # it when the spec is the same (docs/protocol.md, "Shared sources").
+                if e.code not in (NO_SUCH_EVENT, SOURCE_CONFLICT):
                     raise
             fields = {k: v for k, v in h.options.items() if v is not None}
             fields.update(signal=sig, id=h.id)
