@@ -271,6 +271,14 @@ Json add_source(Context& ctx, const Json& params) {
   auto spec = parse_source_request(*schema, ctx.core.host.dispatcher().table(), spec_params);
   if (!spec) return error_reply(ctx.id, spec.error());
   if (!may_declare(ctx, spec.value()->signal)) return declare_denied(ctx, spec.value()->signal);
+  if (!ctx.session.peer().admin && !spec.value()->id.empty()) {
+    // A taken id: joining or replacing it needs the right to declare on its signal too (an
+    // acl.declare on one signal must not replace another signal's source).
+    auto taken = ctx.core.host.sources().signal_of(spec.value()->id);
+    if (taken && *taken != spec.value()->signal && !may_declare(ctx, *taken)) {
+      return declare_denied(ctx, *taken);
+    }
+  }
   auto done = ctx.core.host.sources().declare(std::move(spec.value()), *how);
   if (!done) return error_reply(ctx.id, done.error());
   spdlog::info("client {} ({}): {} {}{}", ctx.session.client(), ctx.session.peer().user, ctx.method,

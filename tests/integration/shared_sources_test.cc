@@ -281,6 +281,12 @@ TEST_F(SharedSourcesTest, TheDeclareAclLetsTheUsersItNamesDeclareAndDeniesOthers
   EXPECT_EQ(nobody->call("remove_source", {{"id", "w"}, {"force", true}})["error"]["code"], -32001);
   EXPECT_EQ(nobody->call("remove_source", {{"id", "conf"}})["error"]["code"], -32001);
   daemon->expect_line("denied: add_timer on signal 10");
+  // Nor replace, under its id, a source of a signal it may not declare on.
+  ASSERT_TRUE(admin.call("add_timer", timer("admins", 10, "1h")).contains("result"));
+  Json p = timer("admins", 9, "1h");
+  p["replace"] = true;
+  EXPECT_EQ(nobody->call("add_timer", p)["error"]["code"], -32001);
+  EXPECT_EQ(source_in(admin.call("status")["result"], "admins")["signal"], 10);
 
   // uid 4242 is not named: denied everything declaring, logged; it still subscribes.
   EXPECT_EQ(stranger->call("add_timer", timer("w", 9, "1h", "1s"))["error"]["code"], -32001);
