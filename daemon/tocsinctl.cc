@@ -17,7 +17,7 @@
 //                      [--max-delay T] [--iterations N] [--id ID]   prints the new source's id
 //     add-at SIGNAL TIME [--tz Z] [--missed skip|once] [--id ID]   prints the new source's id
 //     add KIND KEY=VALUE...                          add_KIND with those params (any kind)
-//     remove ID                                       removes a source
+//     remove ID [--force]                             removes a source
 //     cron-next 'EXPR' [--tz ZONE] [--from ISO-8601] [--count N]
 //                                                    the next N fire instants (no daemon)
 //     check CONFIG                                   validates a configuration file (no daemon)
@@ -724,8 +724,10 @@ int cmd_add_file_monitor(Client& c, const Options& o, const FileMonitorArgs& a) 
   return cmd_add(c, o, "add_file_monitor", params);
 }
 
-int cmd_remove(Client& c, const Options& o, const std::string& id) {
-  auto r = c.call("remove_source", {{"id", id}});
+int cmd_remove(Client& c, const Options& o, const std::string& id, bool force) {
+  Json params{{"id", id}};
+  if (force) params["force"] = true;
+  auto r = c.call("remove_source", params);
   if (!r) return fail("remove_source", r.error());
   if (!o.human) print_json(*r);
   return kExitOk;
@@ -859,6 +861,10 @@ int main(int argc, char** argv) {
   std::string remove_id;
   auto* remove = app.add_subcommand("remove", "remove a source by id");
   remove->add_option("ID", remove_id, "the source's id")->required();
+  bool remove_force = false;
+  remove->add_flag("--force", remove_force,
+                   "remove it for every client that declared it (admin); without, this client "
+                   "leaves a shared source");
 
   std::string config_path;
   auto* check = app.add_subcommand("check", "validate a configuration file (as tocsind --check)");
@@ -922,6 +928,6 @@ int main(int argc, char** argv) {
   if (*add_file_monitor) return cmd_add_file_monitor(c, o, file_args);
   if (*add_at) return cmd_add_at(c, o, at_args);
   if (*add) return cmd_add_generic(c, o, add_kind, add_fields);
-  if (*remove) return cmd_remove(c, o, remove_id);
+  if (*remove) return cmd_remove(c, o, remove_id, remove_force);
   return kExitUsage;
 }

@@ -96,7 +96,7 @@ constexpr std::string_view kSignalKeys[] = {"name", "description",    "handlers"
 constexpr std::string_view kHandlerKinds[] = {"exec", "log", "target", "plugin"};
 constexpr std::string_view kHandlerKeys[] = {"exec",    "log",         "target",  "plugin",
                                              "timeout", "concurrency", "overlap", "with"};
-constexpr std::string_view kAclKeys[] = {"raise", "subscribe"};
+constexpr std::string_view kAclKeys[] = {"raise", "subscribe", "declare"};
 
 constexpr std::uint64_t kMaxPayloadBytes = 65536;  // SPEC §1
 constexpr std::uint64_t kMaxPrefetch = config::kMaxPrefetch;
@@ -930,8 +930,10 @@ std::optional<PluginHandler> Parser::plugin_handler(const spec::Field& name, con
 }
 
 std::optional<Acl> Parser::acl(const spec::Value& v) {
-  auto fields = r_.mapping(v, kAclKeys, spec::IfNull::empty,
-                        "a mapping such as {raise: [root, \"@deploy\"], subscribe: [\"@tocsin\"]}");
+  auto fields =
+      r_.mapping(v, kAclKeys, spec::IfNull::empty,
+                 "a mapping such as {raise: [root, \"@deploy\"], subscribe: [\"@tocsin\"], "
+                 "declare: [\"@webapp\"]}");
   if (!fields) return std::nullopt;
   Acl out;
   bool ok = true;
@@ -951,7 +953,8 @@ std::optional<Acl> Parser::acl(const spec::Value& v) {
         ok = false;
       }
     }
-    (f.key == "raise" ? out.raise : out.subscribe) = std::move(names);
+    auto& list = f.key == "raise" ? out.raise : f.key == "subscribe" ? out.subscribe : out.declare;
+    list = std::move(names);
   }
   if (!ok) return std::nullopt;
   return out;

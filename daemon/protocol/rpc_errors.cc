@@ -7,7 +7,7 @@ namespace tocsin {
 
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, int>, 13> kCodes = {{
+constexpr std::array<std::pair<ErrorCode, int>, 14> kCodes = {{
     {ErrorCode::parse_error, -32700},
     {ErrorCode::invalid_request, -32600},
     {ErrorCode::method_not_found, -32601},
@@ -20,6 +20,7 @@ constexpr std::array<std::pair<ErrorCode, int>, 13> kCodes = {{
     {ErrorCode::not_found, -32005},
     {ErrorCode::reload_failed, -32006},
     {ErrorCode::line_too_long, -32007},
+    {ErrorCode::source_conflict, -32008},
     {ErrorCode::transport, -32603},  // never sent: a client-side kind
 }};
 

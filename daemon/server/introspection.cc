@@ -30,6 +30,13 @@ Json source_json(const SourceStatus& s) {
          {"last_fire", s.last ? Json(format_rfc3339(*s.last)) : Json()},
          {"from_config", s.from_config}};
   if (!s.why.empty()) j["why"] = s.why;
+  if (!s.from_config) {
+    // How a run-time source is shared (SPEC §3): its lifetime and the clients declaring it.
+    j["lifetime"] = std::string(to_string(s.lifetime));
+    j["declarers"] = s.declarers;
+    if (s.lifetime == SourceLifetime::clients) j["linger_ms"] = s.linger.count();
+    if (s.lingering_until) j["lingering_until"] = format_rfc3339(*s.lingering_until);
+  }
   for (const auto& e : s.details.entries()) j[e.key.text()] = to_json(e.value);
   return j;
 }

@@ -249,6 +249,20 @@ Json wait(Context& ctx, const Json& params) {
   return nullptr;
 }
 
+// Methods that declare (add_*, register, unregister, remove_source) are open to admins and to
+// the peers a signal's acl.declare names (SPEC §7). A signal with no declare ACL: admins only.
+bool may_declare(const Context& ctx, SignalId signal) {
+  const Peer& peer = ctx.session.peer();
+  if (peer.admin) return true;
+  const SignalEntry* e = ctx.core.host.dispatcher().table().find(signal);
+  return e != nullptr && e->acl.declare && acl_allows(e->acl.declare, peer);
+}
+
+Json declare_denied(const Context& ctx, SignalId signal) {
+  return denied(ctx, std::string(ctx.method) + " on signal " + std::to_string(signal) +
+                         " (needs root, socket.admin_group or its acl.declare)");
+}
+
 Json register_target(Context& ctx, const Json& params) {
   const bool add = ctx.method == "register";
   auto s = params.find("signal");
@@ -256,6 +270,7 @@ Json register_target(Context& ctx, const Json& params) {
   Json reply;
   auto signal = signal_param(ctx, *s, "signal", reply);
   if (!signal) return reply;
+  if (!may_declare(ctx, *signal)) return declare_denied(ctx, *signal);
   auto t = params.find("target");
   auto target = t != params.end() && t->is_string() ? parse_target(t->get<std::string>())
                                                     : std::nullopt;
@@ -270,23 +285,116 @@ Json register_target(Context& ctx, const Json& params) {
   return result_reply(ctx.id, Json::object());
 }
 
-// add_timer, add_cron, ...: the params are the kind's spec, read by its schema exactly as the
-// YAML loader reads an entry of its section.
-Json add_source(Context& ctx, const Json& params) {
-  const SourceSchema* schema = schema_for_add_method(ctx.method);
-  auto spec = parse_source_request(*schema, ctx.core.host.dispatcher().table(), params);
-  if (!spec) return error_reply(ctx.id, spec.error());
-  auto id = ctx.core.host.sources().add(std::move(spec.value()));
-  if (!id) return error_reply(ctx.id, id.error());
-  spdlog::info("client {} ({}): {} {}", ctx.session.client(), ctx.session.peer().user,
-               ctx.method, *id);
-  return result_reply(ctx.id, {{"id", *id}});
+// The request-level fields of an `add_*` (lifetime, linger, replace): taken out of `params`,
+// which keeps only the kind's spec. The error reply, if any, in `reply`.
+std::optional<Declaration> declaration_param(Context& ctx, Json& params, Json& reply) {
+  Declaration how;
+  if (auto l = params.find("lifetime"); l != params.end()) {
+    if (!l->is_null()) {
+      if (*l == "clients") {
+        how.lifetime = SourceLifetime::clients;
+      } else if (*l != "daemon") {
+        reply = invalid(ctx, "lifetime: expected daemon or clients; got " + l->dump());
+        return std::nullopt;
+      }
+    }
+    params.erase(l);
+  }
+  if (auto l = params.find("linger"); l != params.end()) {
+    if (!l->is_null()) {
+      TableNames names(ctx.core.host.dispatcher().table());
+      spec::Reader r("", names);
+      spec::Node node = to_node(*l);
+      auto d = r.duration(spec::Value{&node, {}, "linger"}, std::chrono::milliseconds{0});
+      if (!d) {
+        reply = error_reply(ctx.id, r.problems().front().code, r.problems().front().message);
+        return std::nullopt;
+      }
+      if (how.lifetime != SourceLifetime::clients && d->count() != 0) {
+        reply = invalid(ctx, "linger: only with lifetime: clients");
+        return std::nullopt;
+      }
+      how.linger = *d;
+    }
+    params.erase(l);
+  }
+  if (auto r = params.find("replace"); r != params.end()) {
+    if (!r->is_null()) {
+      if (!r->is_boolean()) {
+        reply = invalid(ctx, "replace: expected true or false");
+        return std::nullopt;
+      }
+      how.replace = r->get<bool>();
+    }
+    params.erase(r);
+  }
+  how.declarer = ctx.session.client();
+  return how;
 }
 
+// add_timer, add_cron, ...: the params are the kind's spec, read by its schema exactly as the
+// YAML loader reads an entry of its section, and the request's own fields (lifetime, linger,
+// replace), which the registry's sharing of run-time sources uses (SPEC §3).
+Json add_source(Context& ctx, const Json& params) {
+  const SourceSchema* schema = schema_for_add_method(ctx.method);
+  Json spec_params = params;
+  Json reply;
+  auto how = declaration_param(ctx, spec_params, reply);
+  if (!how) return reply;
+  auto spec = parse_source_request(*schema, ctx.core.host.dispatcher().table(), spec_params);
+  if (!spec) return error_reply(ctx.id, spec.error());
+  if (!may_declare(ctx, spec.value()->signal)) return declare_denied(ctx, spec.value()->signal);
+  if (!ctx.session.peer().admin && !spec.value()->id.empty()) {
+    // A taken id: joining or replacing it needs the right to declare on its signal too (an
+    // acl.declare on one signal must not replace another signal's source).
+    auto taken = ctx.core.host.sources().signal_of(spec.value()->id);
+    if (taken && *taken != spec.value()->signal && !may_declare(ctx, *taken)) {
+      return declare_denied(ctx, *taken);
+    }
+  }
+  auto done = ctx.core.host.sources().declare(std::move(spec.value()), *how);
+  if (!done) return error_reply(ctx.id, done.error());
+  spdlog::info("client {} ({}): {} {}{}", ctx.session.client(), ctx.session.peer().user, ctx.method,
+               done->id,
+               done->joined     ? " (joined)"
+               : done->replaced ? " (replaced)"
+                                : "");
+  Json result{{"id", done->id}};
+  if (done->joined) result["joined"] = true;
+  return result_reply(ctx.id, std::move(result));
+}
+
+// remove_source {id, force?}: with force (admin), removed for all; without, a declarer leaves
+// it (SourceRegistry::leave).
 Json remove_source(Context& ctx, const Json& params) {
   auto id = params.find("id");
   if (id == params.end() || !id->is_string()) return invalid(ctx, "id: the source's id");
-  auto r = ctx.core.host.sources().remove(id->get<std::string>());
+  bool force = false;
+  if (auto f = params.find("force"); f != params.end() && !f->is_null()) {
+    if (!f->is_boolean()) return invalid(ctx, "force: expected true or false");
+    force = f->get<bool>();
+  }
+  const std::string& name = id->get_ref<const std::string&>();
+  SourceRegistry& sources = ctx.core.host.sources();
+  if (force && !ctx.session.peer().admin) {
+    return denied(ctx,
+                  "remove_source with force needs root or the admin group (socket.admin_group)");
+  }
+  if (!ctx.session.peer().admin) {
+    auto signal = sources.signal_of(name);
+    if (!signal)
+      return error_reply(ctx.id, ErrorCode::not_found, "no source with id \"" + name + "\"");
+    if (!may_declare(ctx, *signal)) return declare_denied(ctx, *signal);
+  }
+  if (force) {
+    auto r = sources.remove(name);
+    if (!r) return error_reply(ctx.id, r.error());
+    spdlog::info("client {} ({}): remove_source {} (force)", ctx.session.client(),
+                 ctx.session.peer().user, name);
+    return result_reply(ctx.id, Json::object());
+  }
+  ctx.core.release_declarers_of_gone_peers(&ctx.session);  // one that has just exited has left
+  auto r = sources.leave(name, ctx.session.client());
   if (!r) return error_reply(ctx.id, r.error());
   return result_reply(ctx.id, Json::object());
 }
@@ -310,9 +418,10 @@ constexpr std::array kMethods = {
     Method{"unsubscribe", unsubscribe},
     Method{"hello", hello},
     Method{"wait", wait, false, /*batchable=*/false},
-    Method{"register", register_target, /*admin=*/true},
-    Method{"unregister", register_target, /*admin=*/true},
-    Method{"remove_source", remove_source, /*admin=*/true},
+    // Declaring methods check admin or the signal's acl.declare themselves (may_declare).
+    Method{"register", register_target},
+    Method{"unregister", register_target},
+    Method{"remove_source", remove_source},
     Method{"table", introspection::table},
     Method{"status", introspection::status},
     Method{"metrics", introspection::metrics},
@@ -328,7 +437,7 @@ const Method* find(std::string_view name) {
     std::vector<Method> m(kMethods.begin(), kMethods.end());
     for (const SourceKindEntry& kind : source_kinds()) {
       if (!kind.schema->add_method().empty()) {
-        m.push_back(Method{kind.schema->add_method(), add_source, /*admin=*/true});
+        m.push_back(Method{kind.schema->add_method(), add_source});  // may_declare
       }
     }
     return m;

@@ -20,6 +20,7 @@
 #include "server/methods.h"
 #include "server/server_core.h"
 #include "server/session.h"
+#include "tocsin/event_source.h"
 
 namespace tocsin {
 
@@ -97,6 +98,12 @@ void ServerCore::session_closed(Session* s) {
     auto done = std::move(on_all_closed);
     on_all_closed = nullptr;
     asio::post(io, std::move(done));
+  }
+}
+
+void ServerCore::release_declarers_of_gone_peers(const Session* except) {
+  for (auto& s : sessions()) {
+    if (s.get() != except && s->peer_gone()) host.sources().client_left(s->client());
   }
 }
 

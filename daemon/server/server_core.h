@@ -50,6 +50,12 @@ class ServerCore {
   // limits.clients as sessions do.
   std::size_t resolving = 0;
   std::vector<std::shared_ptr<Session>> sessions() const;
+  // Makes the sessions whose peer has closed its sending end, although their reader has not
+  // seen the EOF yet, leave the sources they declared (SourceRegistry::client_left), so that
+  // `tocsinctl add-timer --id x; tocsinctl remove x` does not find the first tocsinctl still
+  // declaring x. Such a session still gets what it is owed, then closes, as at any EOF.
+  // `except`: the caller's own session. One recv(MSG_PEEK) per session.
+  void release_declarers_of_gone_peers(const Session* except);
 
   std::function<void()> on_all_closed;
   std::function<void()> stop_accepting;  // set by Server::start; owns the acceptor

@@ -1,5 +1,6 @@
 #include "server/session.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -12,6 +13,7 @@
 #include "server/methods.h"
 #include "server/raise_rules.h"
 #include "server/server_core.h"
+#include "tocsin/event_source.h"
 
 namespace tocsin {
 
@@ -112,12 +114,20 @@ void Session::close() {
   closed_ = true;
   core_.hub.disconnect(client_);
   core_.drop_waiters(this);
+  // It leaves the run-time sources it declared (a `lifetime: clients` one may linger, then go).
+  core_.host.sources().client_left(client_);
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
   writer_wake_.cancel();
   reader_wake_.cancel();
   core_.session_closed(this);
+}
+
+bool Session::peer_gone() {
+  if (closed_) return false;
+  char c;
+  return ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 asio::awaitable<void> Session::reader() {

@@ -39,6 +39,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void drain_and_close();
   void close();
   bool closed() const { return closed_; }
+  // Whether the peer closed its end and sent nothing more (an EOF the reader has not read yet).
+  bool peer_gone();
 
   ClientId client() const { return client_; }
   const Peer& peer() const { return peer_; }

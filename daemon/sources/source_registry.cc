@@ -1,6 +1,7 @@
 // source_registry.cc — SourceRegistry and the defaults of EventSource
 // (include/tocsin/event_source.h).
 #include <algorithm>
+#include <boost/asio/steady_timer.hpp>
 #include <set>
 #include <unordered_map>
 
@@ -11,6 +12,10 @@
 namespace tocsin {
 
 SourceKind source_kind_of(const SourceSpec& spec) { return spec.kind; }
+
+std::string_view to_string(SourceLifetime lifetime) {
+  return lifetime == SourceLifetime::clients ? "clients" : "daemon";
+}
 
 std::shared_ptr<SourceSpec> SourceSchema::parse_field(spec::Reader& reader,
                                                       const spec::Field& field) const {
@@ -68,7 +73,51 @@ Result<void> EventSource::apply_config(std::span<const SourceSpec* const> specs,
 
 // ---- SourceRegistry --------------------------------------------------------------------------
 
-SourceRegistry::SourceRegistry(SourceContext context) : context_(std::move(context)) {
+// Who declared each shared run-time source, and its lifetime. An entry is kept for every
+// run-time source added with a given id (it can be joined: its spec is kept to compare) and for
+// every `lifetime: clients` one; a source with a generated id and lifetime daemon has none, which
+// keeps a million generated rb_timers as cheap as they were. An entry whose source retired by
+// itself (iterations done) is dropped when next looked at.
+struct SourceRegistry::Sharing {
+  struct Entry {
+    SourceSpecPtr spec;
+    SourceLifetime lifetime = SourceLifetime::daemon;
+    std::chrono::milliseconds linger{0};
+    std::set<std::uint64_t> declarers;
+    // While the last declarer's linger runs: when it ends, and the timer. `epoch` tells a
+    // completion that was already queued when the linger was cancelled from the current one.
+    std::optional<std::chrono::system_clock::time_point> lingering_until;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+    std::uint64_t epoch = 0;
+  };
+  std::unordered_map<std::string, Entry> entries;
+  std::unordered_map<std::uint64_t, std::set<std::string>> by_client;
+
+  Entry* find(std::string_view id) {
+    auto it = entries.find(std::string(id));
+    return it == entries.end() ? nullptr : &it->second;
+  }
+  void forget_declarer(const std::string& id, std::uint64_t client) {
+    auto it = by_client.find(client);
+    if (it == by_client.end()) return;
+    it->second.erase(id);
+    if (it->second.empty()) by_client.erase(it);
+  }
+  void add_declarer(const std::string& id, Entry& e, std::uint64_t client) {
+    e.declarers.insert(client);
+    by_client[client].insert(id);
+  }
+  // A join, or a replace by a declarer, ends a linger.
+  static void stop_linger(Entry& e) {
+    if (!e.lingering_until) return;
+    e.lingering_until.reset();
+    ++e.epoch;
+    if (e.timer) e.timer->cancel();
+  }
+};
+
+SourceRegistry::SourceRegistry(SourceContext context)
+    : context_(std::move(context)), sharing_(std::make_unique<Sharing>()) {
   for (const auto& k : source_kinds()) {
     owned_.push_back(k.make(context_));
     kinds_.push_back(owned_.back().get());
@@ -174,24 +223,221 @@ std::size_t SourceRegistry::count() const {
 }
 
 Result<std::string> SourceRegistry::add(std::shared_ptr<SourceSpec> spec) {
+  auto r = declare(std::move(spec), Declaration{});
+  if (!r) return r.error();
+  return std::move(r->id);
+}
+
+namespace {
+
+// What differs between a source's spec and a request for the same id, for the conflict message.
+std::string what_differs(const SourceSpec& had, SourceLifetime had_lifetime,
+                         std::chrono::milliseconds had_linger, const SourceSpec& want,
+                         const Declaration& how) {
+  std::vector<std::string> diff;
+  if (had.kind != want.kind) {
+    diff.push_back("it is a " + std::string(had.kind.name()) + ", not a " +
+                   std::string(want.kind.name()));
+  } else {
+    if (had.signal != want.signal) {
+      diff.push_back("it raises signal " + std::to_string(had.signal) + ", not " +
+                     std::to_string(want.signal));
+    }
+    if (!had.same_as(want) && had.signal == want.signal) {
+      diff.push_back("its " + std::string(had.kind.name()) + " fields differ");
+    }
+  }
+  if (had_lifetime != how.lifetime) {
+    diff.push_back("its lifetime is " + std::string(to_string(had_lifetime)));
+  }
+  if (had_linger != how.linger) {
+    diff.push_back("its linger is " + std::to_string(had_linger.count()) + "ms");
+  }
+  std::string out;
+  for (const std::string& d : diff) out += (out.empty() ? "" : ", ") + d;
+  return out;
+}
+
+}  // namespace
+
+Result<Declared> SourceRegistry::declare(std::shared_ptr<SourceSpec> spec, const Declaration& how) {
   EventSource* kind = find_kind(spec->kind);
   if (kind == nullptr) {
     return Error{"no source kind \"" + std::string(spec->kind.name()) + "\"", ErrorCode::internal};
   }
-  if (spec->id.empty()) {
+  const bool generated = spec->id.empty();
+  Sharing& sh = *sharing_;
+  Declared out;
+  std::set<std::uint64_t> inherited;  // the declarers of a replaced source
+  SourceSpecPtr replaced_spec;
+  SourceLifetime replaced_lifetime = SourceLifetime::daemon;
+  std::chrono::milliseconds replaced_linger{0};
+  if (generated) {
     do {
       spec->id = std::string(spec->kind.name()) + ":" + std::to_string(++generated_);
     } while (contains(spec->id));
   } else if (contains(spec->id)) {
-    return Error{"id: \"" + spec->id + "\" is already used by another source",
-                 ErrorCode::invalid_params};
+    EventSource* holder = nullptr;
+    for (EventSource* k : kinds_) {
+      if (k->contains(spec->id)) holder = k;
+    }
+    if (holder == nullptr || holder->runtime(spec->id) != true) {
+      return Error{"id: \"" + spec->id + "\" is already used by a source of the configuration",
+                   ErrorCode::invalid_params};
+    }
+    Sharing::Entry* e = sh.find(spec->id);
+    const bool equal = e != nullptr && e->spec->kind == spec->kind && e->spec->same_as(*spec) &&
+                       e->lifetime == how.lifetime && e->linger == how.linger;
+    if (equal) {
+      if (how.declarer) {
+        Sharing::stop_linger(*e);
+        sh.add_declarer(spec->id, *e, *how.declarer);
+      }
+      out.id = spec->id;
+      out.joined = true;
+      return out;
+    }
+    if (!how.replace) {
+      std::string why = e != nullptr ? what_differs(*e->spec, e->lifetime, e->linger, *spec, how)
+                                     : "it was added under a generated id, and cannot be joined";
+      return Error{"id: \"" + spec->id + "\" is taken by a run-time " +
+                       std::string(holder->schema().noun()) + " that differs (" + why +
+                       "); replace: true replaces it",
+                   ErrorCode::source_conflict};
+    }
+    // Replace: the old source goes, its declarers stay declarers of the new one (they still want
+    // "the source under this id").
+    if (e != nullptr) {
+      inherited = e->declarers;
+      replaced_spec = e->spec;
+      replaced_lifetime = e->lifetime;
+      replaced_linger = e->linger;
+    }
+    holder->remove(spec->id);
+    drop_sharing(spec->id);
+    out.replaced = true;
   }
-  if (count() >= limit_) {
+  if (!out.replaced && count() >= limit_) {
     return Error{"limits.sources (" + std::to_string(limit_) + ") reached",
                  ErrorCode::limit_reached};
   }
-  if (auto r = kind->add(*spec, /*from_config=*/false); !r) return r.error();
-  return spec->id;
+  if (auto r = kind->add(*spec, /*from_config=*/false); !r) {
+    if (replaced_spec) {
+      // Put the replaced one back (with a new phase) rather than leave nothing under its id.
+      if (EventSource* old = find_kind(replaced_spec->kind);
+          old != nullptr && old->add(*replaced_spec, /*from_config=*/false)) {
+        Sharing::Entry& back = sh.entries[replaced_spec->id];
+        back.spec = replaced_spec;
+        back.lifetime = replaced_lifetime;
+        back.linger = replaced_linger;
+        for (std::uint64_t c : inherited) sh.add_declarer(replaced_spec->id, back, c);
+        if (back.declarers.empty() && back.lifetime == SourceLifetime::clients) {
+          start_linger(replaced_spec->id);
+        }
+      }
+    }
+    return r.error();
+  }
+  out.id = spec->id;
+  if (out.replaced) spdlog::info("source {} replaced", out.id);
+  if ((!generated || how.lifetime == SourceLifetime::clients) && kind->contains(out.id)) {
+    Sharing::Entry& e = sh.entries[out.id];
+    e.spec = spec;
+    e.lifetime = how.lifetime;
+    e.linger = how.linger;
+    for (std::uint64_t c : inherited) sh.add_declarer(out.id, e, c);
+    if (how.declarer) sh.add_declarer(out.id, e, *how.declarer);
+    if (e.declarers.empty() && e.lifetime == SourceLifetime::clients) start_linger(out.id);
+  }
+  return out;
+}
+
+void SourceRegistry::drop_sharing(const std::string& id) {
+  Sharing& sh = *sharing_;
+  auto it = sh.entries.find(id);
+  if (it == sh.entries.end()) return;
+  for (std::uint64_t c : it->second.declarers) sh.forget_declarer(id, c);
+  sh.entries.erase(it);  // its timer's wait completes with operation_aborted
+}
+
+void SourceRegistry::start_linger(const std::string& id) {
+  Sharing::Entry* e = sharing_->find(id);
+  if (e == nullptr || stopped_) return;
+  ++e->epoch;
+  e->lingering_until = context_.clock.wall_now() + e->linger;
+  if (!e->timer) e->timer = std::make_unique<boost::asio::steady_timer>(context_.io);
+  e->timer->expires_after(e->linger);
+  e->timer->async_wait([this, id, epoch = e->epoch](boost::system::error_code ec) {
+    if (ec) return;
+    Sharing::Entry* now = sharing_->find(id);
+    if (now == nullptr || now->epoch != epoch || !now->declarers.empty()) return;
+    spdlog::info("source {}: its last client left {}ms ago (lifetime: clients); removing it", id,
+                 now->linger.count());
+    (void)remove(id);
+  });
+  spdlog::info("source {}: its last client left; removed in {}ms unless one declares it again", id,
+               e->linger.count());
+}
+
+void SourceRegistry::client_left(std::uint64_t client) {
+  if (stopped_) return;
+  Sharing& sh = *sharing_;
+  auto it = sh.by_client.find(client);
+  if (it == sh.by_client.end()) return;
+  std::set<std::string> ids = std::move(it->second);
+  sh.by_client.erase(it);
+  for (const std::string& id : ids) {
+    Sharing::Entry* e = sh.find(id);
+    if (e == nullptr) continue;
+    e->declarers.erase(client);
+    if (!contains(id)) {
+      drop_sharing(id);  // it retired by itself
+    } else if (e->declarers.empty() && e->lifetime == SourceLifetime::clients) {
+      start_linger(id);
+    }
+  }
+}
+
+Result<Left> SourceRegistry::leave(std::string_view id, std::uint64_t client) {
+  Sharing& sh = *sharing_;
+  Sharing::Entry* e = sh.find(id);
+  if (e != nullptr && !contains(id)) {
+    drop_sharing(std::string(id));
+    e = nullptr;
+  }
+  if (e != nullptr && e->declarers.contains(client)) {
+    e->declarers.erase(client);
+    sh.forget_declarer(std::string(id), client);
+    if (!e->declarers.empty()) {
+      spdlog::info("source {}: client {} left it; {} client(s) still declare it", id, client,
+                   e->declarers.size());
+      return Left::left;
+    }
+  } else if (e != nullptr && !e->declarers.empty()) {
+    return Error{"the source \"" + std::string(id) + "\" is declared by " +
+                     std::to_string(e->declarers.size()) +
+                     " other connected client(s); force: true removes it for all (admin)",
+                 ErrorCode::source_conflict};
+  }
+  if (auto r = remove(id); !r) return r.error();
+  return Left::removed;
+}
+
+std::optional<SignalId> SourceRegistry::signal_of(std::string_view id) const {
+  if (const Sharing::Entry* e = sharing_->find(id); e != nullptr && contains(id)) {
+    return e->spec->signal;
+  }
+  // Not tracked (a configured source, or one with a generated id): asked of its kind's status,
+  // which lists them all. Only a non-admin's remove_source comes here.
+  for (const EventSource* k : kinds_) {
+    if (!k->contains(id)) continue;
+    std::vector<SourceStatus> all;
+    k->status(all, k->count());
+    for (const SourceStatus& s : all) {
+      if (s.id == id) return s.signal;
+    }
+  }
+  return std::nullopt;
 }
 
 Result<void> SourceRegistry::remove(std::string_view id) {
@@ -207,6 +453,7 @@ Result<void> SourceRegistry::remove(std::string_view id) {
                        ")",
                    ErrorCode::invalid_params};
     }
+    drop_sharing(std::string(id));
     spdlog::info("source {} removed", id);
     return ok();
   }
@@ -225,6 +472,15 @@ std::vector<std::pair<std::string, std::size_t>> SourceRegistry::counts() const 
 std::vector<SourceStatus> SourceRegistry::list(std::size_t limit) const {
   std::vector<SourceStatus> out;
   for (const EventSource* k : kinds_) k->status(out, limit);
+  for (SourceStatus& s : out) {
+    if (s.from_config) continue;
+    const Sharing::Entry* e = sharing_->find(s.id);
+    if (e == nullptr) continue;
+    s.lifetime = e->lifetime;
+    s.declarers = e->declarers.size();
+    s.linger = e->linger;
+    s.lingering_until = e->lingering_until;
+  }
   return out;
 }
 
@@ -246,6 +502,11 @@ std::string SourceRegistry::summary() const {
 }
 
 void SourceRegistry::stop() {
+  stopped_ = true;
+  for (auto& [id, e] : sharing_->entries) {
+    ++e.epoch;
+    if (e.timer) e.timer->cancel();
+  }
   for (EventSource* k : kinds_) k->stop();
 }
 

@@ -75,6 +75,9 @@ struct HandlerSpec {
 struct Acl {
   std::optional<std::vector<std::string>> raise;
   std::optional<std::vector<std::string>> subscribe;
+  // Who may add sources that raise this signal, register subscriber targets on it and remove
+  // them, besides admins (SPEC §7). Absent: admins only.
+  std::optional<std::vector<std::string>> declare;
   bool operator==(const Acl&) const = default;
 };
 

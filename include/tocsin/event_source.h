@@ -13,7 +13,10 @@
 // The SourceRegistry owns what is common to all kinds: the id space (ids are unique across
 // kinds; generated ones are KIND:N), the `limits.sources` count, the status list and
 // `remove_source`. The daemon's start, reload and stop, and the server's `add_*`, `status` and
-// `remove_source`, are loops over it.
+// `remove_source`, are loops over it. It also owns the sharing of run-time sources (SPEC §3,
+// DESIGN §6): who declared each one (opaque client ids, which the server gives), its `lifetime`
+// and `linger`, and the removal of a `lifetime: clients` source once its last declarer left and
+// its linger passed.
 //
 // Threading: everything here runs on the reactor's thread. A source raises its events through the
 // Dispatcher, synchronously; a handler may remove the very source that is raising, so a source
@@ -84,6 +87,33 @@ class SourceSchema {
                                                   const spec::Field& field) const;
 };
 
+// How long a run-time source lives (SPEC §3): until `remove_source` (daemon), or while a client
+// that declared or joined it is connected, plus its linger (clients).
+enum class SourceLifetime : std::uint8_t { daemon, clients };
+std::string_view to_string(SourceLifetime lifetime);
+
+// The request-level fields of an `add_*` (none of them is part of a kind's spec).
+struct Declaration {
+  SourceLifetime lifetime = SourceLifetime::daemon;
+  std::chrono::milliseconds linger{0};  // only with lifetime clients
+  bool replace = false;                 // an unequal spec under a taken run-time id replaces it
+  // Who declares it: an opaque client id (the server's); none for a source nobody declares.
+  std::optional<std::uint64_t> declarer;
+};
+
+// What `declare` did.
+struct Declared {
+  std::string id;
+  bool joined = false;    // the id named an equal run-time source: the declarer joined it
+  bool replaced = false;  // an unequal one was replaced (Declaration::replace)
+};
+
+// What `remove_source` without force does for a caller (SourceRegistry::leave).
+enum class Left : std::uint8_t {
+  removed,  // the source is gone
+  left,     // the caller was a declarer and left; others still declare it
+};
+
 // What a running kind is given by the daemon.
 struct SourceContext {
   boost::asio::io_context& io;
@@ -118,6 +148,11 @@ struct SourceStatus {
   std::string schedule;           // how it fires, for a person: "every 2s", "*/5 * * * *"
   std::string state = "ok";       // ok | degraded | done | ...
   std::string why;                // for a state that is not ok
+  // Run-time sources: how they are shared (filled in by the SourceRegistry, not the kinds).
+  SourceLifetime lifetime = SourceLifetime::daemon;
+  std::size_t declarers = 0;                   // connected clients that declared or joined it
+  std::chrono::milliseconds linger{0};         // lifetime clients
+  std::optional<TimePoint> lingering_until;    // when it goes, if its last declarer left
   spec::Node details = spec::Node::mapping();  // kind-specific fields, as they are in `status`
 };
 
@@ -212,9 +247,27 @@ class SourceRegistry {
 
   // ---- run time ----
   // Adds a source: an empty id is generated (KIND:N); a taken id, or limits.sources reached, is
-  // an error. Returns the id.
+  // an error. Returns the id. (declare() with nobody declaring, lifetime daemon.)
   Result<std::string> add(std::shared_ptr<SourceSpec> spec);
+  // Adds a source, or joins one (SPEC §3 "Run-time sources ... may be shared"): an id that names
+  // a run-time source with an equal spec, lifetime and linger adds the declarer to it (`joined`);
+  // an unequal one is ErrorCode::source_conflict, unless `replace`, which removes it and adds
+  // `spec` (its declarers stay, with the new one); an id of a configured source is
+  // invalid_params. Sources with a generated id and lifetime daemon are not tracked (nobody can
+  // name them before they exist): their declarer is not recorded.
+  Result<Declared> declare(std::shared_ptr<SourceSpec> spec, const Declaration& how);
+  // Removes a source for everyone, at once (remove_source with force, or one nobody declares).
   Result<void> remove(std::string_view id);
+  // remove_source without force, by `client`: a declarer leaves (the source goes at once when no
+  // declarer remains, whatever its lifetime); a source that connected clients declare and
+  // `client` does not is ErrorCode::source_conflict; anything else is removed as remove() does.
+  Result<Left> leave(std::string_view id, std::uint64_t client);
+  // A client disconnected: it leaves every source it declared; a `lifetime: clients` source
+  // whose last declarer it was is removed after its linger, unless someone joins meanwhile.
+  void client_left(std::uint64_t client);
+  // The signal a source raises; nullopt for an unknown id. Quick for a tracked run-time source;
+  // for others it asks the kind's status list (remove_source by a non-admin, rare).
+  std::optional<SignalId> signal_of(std::string_view id) const;
   bool contains(std::string_view id) const;
   std::size_t count() const;
   void set_limit(std::uint64_t sources) { limit_ = sources; }
@@ -234,11 +287,18 @@ class SourceRegistry {
   void stop();
 
  private:
+  // Sharing of run-time sources (source_registry.cc).
+  struct Sharing;
+  void drop_sharing(const std::string& id);
+  void start_linger(const std::string& id);
+
   SourceContext context_;
+  std::unique_ptr<Sharing> sharing_;
   std::vector<std::unique_ptr<EventSource>> owned_;  // the built-in kinds, in source_kinds() order
   std::vector<EventSource*> kinds_;                  // those and the attached ones
   std::uint64_t limit_ = 1100000;
   std::uint64_t generated_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace tocsin

@@ -27,6 +27,7 @@ enum class ErrorCode : std::uint8_t {
   not_found,          // no such event, subscription, run-time target or source
   reload_failed,
   line_too_long,
+  source_conflict,    // a run-time source id taken by an unequal spec, or declared by others
 };
 
 struct Error {

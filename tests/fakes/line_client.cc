@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <cerrno>
 #include <cstring>
@@ -21,6 +25,51 @@ LineClient::LineClient(const std::string& socket_path) {
     ::close(fd_);
     fd_ = -1;
   }
+}
+
+LineClient LineClient::adopt(int fd) {
+  LineClient c;
+  c.fd_ = fd;
+  return c;
+}
+
+std::optional<LineClient> connect_as(const std::string& socket_path, uid_t uid, gid_t gid,
+                                     std::string* why, bool* unreachable) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  const std::string dir = std::filesystem::path(socket_path).parent_path().string();
+  constexpr int kNotReachable = 98;
+  constexpr int kNoCredentials = 99;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // The child of a threaded process: raw system calls only (they change this thread's
+    // credentials, the only one the child has).
+    if (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, gid, gid, gid) != 0 ||
+        ::syscall(SYS_setresuid, uid, uid, uid) != 0) {
+      ::_exit(kNoCredentials);
+    }
+    if (::access(dir.c_str(), X_OK) != 0) ::_exit(kNotReachable);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::_exit(errno > 0 && errno < kNotReachable ? errno : 97);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  while (pid > 0 && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (code == 0) return LineClient::adopt(fd);
+  ::close(fd);
+  if (unreachable) *unreachable = code == kNotReachable;
+  if (why) {
+    *why = code == kNotReachable    ? dir + " is not reachable by uid " + std::to_string(uid)
+           : code == kNoCredentials ? "could not take uid " + std::to_string(uid) + " (not root?)"
+           : code > 0 ? "connect as uid " + std::to_string(uid) + ": " + std::strerror(code)
+                      : "fork failed or the child died";
+  }
+  return std::nullopt;
 }
 
 LineClient::LineClient(LineClient&& o) noexcept

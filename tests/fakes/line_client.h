@@ -3,6 +3,8 @@
 // reply checked as it is. (Well-formed use goes through tocsin::Client.)
 #pragma once
 
+#include <sys/types.h>
+
 #include <deque>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -18,6 +20,8 @@ class LineClient {
  public:
   using Json = nlohmann::json;
   explicit LineClient(const std::string& socket_path);
+  // A client on a socket already connected (connect_as).
+  static LineClient adopt(int fd);
   ~LineClient();
   LineClient(LineClient&& o) noexcept;
   LineClient(const LineClient&) = delete;
@@ -44,11 +48,20 @@ class LineClient {
   std::deque<Json> notifications;
 
  private:
+  LineClient() = default;
   int fd_ = -1;
   long next_id_ = 1000;
   std::string buf_;
   bool eof_ = false;
 };
+
+// A client whose peer credentials (SO_PEERCRED, taken at connect) are `uid`/`gid` with no
+// supplementary groups: a child process takes them and connects a socket this process made,
+// then exits. Needs root. nullopt with the reason in `why` when the child could not connect;
+// `unreachable` is set when the socket's directory does not let that user in (the environment,
+// not the daemon: a test may skip then).
+std::optional<LineClient> connect_as(const std::string& socket_path, uid_t uid, gid_t gid,
+                                     std::string* why, bool* unreachable = nullptr);
 
 // Calls `status` until `done(result)` holds or the deadline passes; returns the last result
 // (the caller asserts on it, so a timeout fails with what status said).

@@ -677,5 +677,19 @@ TEST_F(TocsinctlTest, AddTimerAndRemove) {
   EXPECT_EQ(ctl({"add-timer", "news", "5"}).exit_code, 1) << "a unit is required";
 }
 
+TEST_F(TocsinctlTest, RemoveForceRemovesASourceOthersDeclare) {
+  start();
+  auto worker = connect();
+  ASSERT_TRUE(worker);
+  auto r = worker->call("add_timer", {{"id", "shared"}, {"signal", "news"}, {"every", "1h"}});
+  ASSERT_TRUE(r) << r.error().message;
+  auto refused = ctl({"remove", "shared"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("-32008"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("force"), std::string::npos) << refused.err;
+  EXPECT_EQ(ctl({"remove", "shared", "--force"}).exit_code, 0) << log();
+  EXPECT_EQ(ctl({"remove", "shared", "--force"}).exit_code, 1);
+}
+
 }  // namespace
 }  // namespace tocsin::testing

@@ -156,6 +156,29 @@ class ClientTest(DaemonTestCase):
     def test_add_rb_timer_and_remove_source(self):
         self._timer_test(lambda c: c.add_rb_timer, "rb_timer")
 
+    def test_shared_sources_join_conflict_replace_and_force(self):
+        a, b = self.client(), self.client()
+        first = a.add_timer(32, "1h", id="shared", lifetime="clients", linger=0.5)
+        self.assertEqual((first, first.joined), ("shared", False))
+        again = b.add_timer(32, "1h", id="shared", lifetime="clients", linger="500ms")
+        self.assertEqual((again, again.joined), ("shared", True))
+        s = [s for s in a.status()["sources"]["list"] if s["id"] == "shared"][0]
+        self.assertEqual((s["lifetime"], s["declarers"], s["linger_ms"]), ("clients", 2, 500))
+        with self.assertRaises(tocsin.RpcError) as cm:
+            b.add_timer(32, "2h", id="shared", lifetime="clients", linger=0.5)
+        self.assertEqual(cm.exception.code, tocsin.SOURCE_CONFLICT)
+        replaced = b.add_timer(32, "2h", id="shared", lifetime="clients", linger=0.5,
+                               replace=True)
+        self.assertEqual((replaced, replaced.joined), ("shared", False))
+        other = self.client()
+        with self.assertRaises(tocsin.RpcError) as cm:
+            other.remove_source("shared")
+        self.assertEqual(cm.exception.code, tocsin.SOURCE_CONFLICT)
+        self.assertEqual(a.remove_source("shared"), {})  # a leaves; b still declares it
+        self.assertIn("shared", [s["id"] for s in other.status()["sources"]["list"]])
+        self.assertEqual(other.remove_source("shared", force=True), {})
+        self.assertNotIn("shared", [s["id"] for s in other.status()["sources"]["list"]])
+
     def test_timer_fields(self):
         c = self.client()
         c.add_timer(32, "2s", after=0.5, clock="boottime", iterations=3, id="fields")

@@ -22,6 +22,7 @@ PAYLOAD_TOO_LARGE = -32004
 NO_SUCH_EVENT = -32005
 RELOAD_FAILED = -32006
 LINE_TOO_LONG = -32007
+SOURCE_CONFLICT = -32008  # a run-time source id taken by another spec, or declared by others
 
 
 class RpcError(Exception):
@@ -120,6 +121,25 @@ def duration(value):
             ms = 1
         return ms
     raise TypeError("a duration is seconds (int/float), a timedelta or a string like '2s'")
+
+
+class SourceId(str):
+    """What the ``add_*`` methods return: the source's id (a ``str``), with ``joined`` True when
+    the id named an equal run-time source that this connection joined instead of adding one."""
+
+    joined = False
+
+    @classmethod
+    def of(cls, result):
+        sid = cls(result["id"])
+        sid.joined = bool(result.get("joined", False))
+        return sid
+
+
+def sharing_of(lifetime, linger, replace):
+    """The request-level fields of an ``add_*``: ``lifetime`` ("daemon" or "clients"),
+    ``linger`` (a duration, with lifetime "clients"), ``replace`` (bool)."""
+    return params_of(lifetime=lifetime, linger=duration(linger), replace=replace)
 
 
 def params_of(**fields):
@@ -270,48 +290,63 @@ class Methods(object):
     def unregister(self, signal, target="subscribers"):
         return self._request("unregister", {"signal": signal, "target": target})
 
-    def add_timer(self, signal, every, after=None, clock=None, iterations=None, id=None):
-        """Adds a kernel timer (admin). Returns its id."""
-        return self._request("add_timer", params_of(
-            id=id, signal=signal, every=duration(every), after=duration(after), clock=clock,
-            iterations=iterations), lambda r: r["id"])
+    # Every add_* also takes the request-level fields of a shared run-time source
+    # (docs/protocol.md): ``lifetime`` ("daemon", the default, or "clients": removed once no
+    # client that declared it is connected, after ``linger``), ``linger`` (a duration) and
+    # ``replace`` (True: an unequal source under the same id is replaced instead of refused with
+    # SOURCE_CONFLICT). They return a SourceId: the id, with ``joined`` True when an equal source
+    # already had that id and this connection joined it.
 
-    def add_rb_timer(self, signal, every, after=None, clock=None, iterations=None, id=None):
-        """Adds a user-space rb_timer (admin). Returns its id."""
-        return self._request("add_rb_timer", params_of(
+    def add_timer(self, signal, every, after=None, clock=None, iterations=None, id=None,
+                  lifetime=None, linger=None, replace=None):
+        """Adds (or joins) a kernel timer. Returns its SourceId."""
+        return self._request("add_timer", dict(params_of(
             id=id, signal=signal, every=duration(every), after=duration(after), clock=clock,
-            iterations=iterations), lambda r: r["id"])
+            iterations=iterations), **sharing_of(lifetime, linger, replace)), SourceId.of)
+
+    def add_rb_timer(self, signal, every, after=None, clock=None, iterations=None, id=None,
+                     lifetime=None, linger=None, replace=None):
+        """Adds (or joins) a user-space rb_timer. Returns its SourceId."""
+        return self._request("add_rb_timer", dict(params_of(
+            id=id, signal=signal, every=duration(every), after=duration(after), clock=clock,
+            iterations=iterations), **sharing_of(lifetime, linger, replace)), SourceId.of)
 
     def add_cron(self, signal, schedule, tz=None, jitter=None, missed=None, iterations=None,
-                 id=None):
-        """Adds a cron job (admin), fields of SPEC §3. Returns its id."""
-        return self._request("add_cron", params_of(
+                 id=None, lifetime=None, linger=None, replace=None):
+        """Adds (or joins) a cron job, fields of SPEC §3. Returns its SourceId."""
+        return self._request("add_cron", dict(params_of(
             id=id, signal=signal, schedule=schedule, tz=tz, jitter=duration(jitter),
-            missed=missed, iterations=iterations), lambda r: r["id"])
+            missed=missed, iterations=iterations), **sharing_of(lifetime, linger, replace)),
+            SourceId.of)
 
     def add_file_monitor(self, signal, path, recursive=None, events=None, match=None,
-                         settle=None, max_delay=None, iterations=None, id=None):
-        """Adds an inotify file monitor (admin), fields of SPEC §3. Returns its id."""
+                         settle=None, max_delay=None, iterations=None, id=None, lifetime=None,
+                         linger=None, replace=None):
+        """Adds (or joins) an inotify file monitor, fields of SPEC §3. Returns its SourceId."""
         if isinstance(events, str):
             events = [events]
-        return self._request("add_file_monitor", params_of(
+        return self._request("add_file_monitor", dict(params_of(
             id=id, signal=signal, path=str(path), recursive=recursive,
             events=None if events is None else list(events), match=match,
             settle=duration(settle), max_delay=duration(max_delay), iterations=iterations),
-            lambda r: r["id"])
+            **sharing_of(lifetime, linger, replace)), SourceId.of)
 
-    def add_at(self, signal, time, tz=None, missed=None, id=None):
-        """Fires ``signal`` once at ``time`` (admin): an RFC 3339 string, or a ``datetime`` (an
-        aware one keeps its offset; a naive one is a wall time in ``tz``, default the daemon's
-        zone). ``missed="once"`` fires it after a restart when the daemon was down at the
-        instant. Returns its id."""
+    def add_at(self, signal, time, tz=None, missed=None, id=None, lifetime=None, linger=None,
+               replace=None):
+        """Fires ``signal`` once at ``time``: an RFC 3339 string, or a ``datetime`` (an aware
+        one keeps its offset; a naive one is a wall time in ``tz``, default the daemon's zone).
+        ``missed="once"`` fires it after a restart when the daemon was down at the instant.
+        Returns its SourceId."""
         if hasattr(time, "isoformat"):
             time = time.isoformat(timespec="seconds")
-        return self._request("add_at", params_of(id=id, signal=signal, time=time, tz=tz,
-                                                 missed=missed), lambda r: r["id"])
+        return self._request("add_at", dict(params_of(
+            id=id, signal=signal, time=time, tz=tz, missed=missed),
+            **sharing_of(lifetime, linger, replace)), SourceId.of)
 
-    def remove_source(self, id):
-        return self._request("remove_source", {"id": id})
+    def remove_source(self, id, force=None):
+        """Removes a source. Without ``force``, a client that declared a shared source leaves it
+        (it goes when no declarer is left); ``force=True`` (admin) removes it for all."""
+        return self._request("remove_source", params_of(id=id, force=force))
 
     def table(self):
         """The signal table: a list of dicts (signal, name, description, handlers, counters)."""

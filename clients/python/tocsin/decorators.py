@@ -6,9 +6,8 @@ import re
 import sys
 import threading
 
-from ._common import METHOD_NOT_FOUND, INVALID_PARAMS, NO_SUCH_EVENT, ConnectionLost, RpcError
-
-SOURCE_CONFLICT = -32008  # an id taken by an unequal run-time source (shared sources)
+from ._common import (METHOD_NOT_FOUND, INVALID_PARAMS, NO_SUCH_EVENT, SOURCE_CONFLICT,
+                      ConnectionLost, RpcError)
 from ._common import duration, socket_path as _resolve_path
 from .client import Client
 

@@ -82,7 +82,7 @@ signals:                      # the table, keyed by number
         overlap: queue          # queue | skip | kill
       - log: info
       - target: subscribers     # subscribers | subscriber | subscriber:NAME | group:NAME
-    acl: {raise: [root, "@deploy"], subscribe: ["@tocsin"]}   # users, @groups
+    acl: {raise: [root, "@deploy"], subscribe: ["@tocsin"], declare: ["@webapp"]}   # users, @groups
   26: {name: tick, handlers: [{target: subscriber}]}
   30: {name: once}
 timers:        [{id: tick, signal: tick, every: 2s}]
@@ -136,6 +136,8 @@ TEST(ConfigLoader, SpecExample) {
   EXPECT_THAT(*tmp.acl.raise, ElementsAre("root", "@deploy"));
   ASSERT_TRUE(tmp.acl.subscribe.has_value());
   EXPECT_THAT(*tmp.acl.subscribe, ElementsAre("@tocsin"));
+  ASSERT_TRUE(tmp.acl.declare.has_value());
+  EXPECT_THAT(*tmp.acl.declare, ElementsAre("@webapp"));
   EXPECT_FALSE(c.signals[0].acl.raise.has_value());
 
   EXPECT_EQ(c.signals[2].number, 26);
@@ -558,6 +560,11 @@ const BadCase kBadCases[] = {
      "got \"root\""},
     {"AclBadName", "signals:\n  5: {acl: {subscribe: [root, \"@\"]}}\n", 2, 31,
      "signals.5.acl.subscribe[1]: expected a user name or @group; got \"@\""},
+    {"AclDeclareNotAList", "signals:\n  5: {acl: {declare: \"@webapp\"}}\n", 2, 22,
+     "signals.5.acl.declare: expected a list of user names and @groups, such as [root, "
+     "\"@deploy\"]; got \"@webapp\""},
+    {"AclDeclareBadName", "signals:\n  5: {acl: {declare: [\"@web app\"]}}\n", 2, 23,
+     "signals.5.acl.declare[0]: expected a user name or @group; got \"@web app\""},
     {"AclUnknownKey", "signals:\n  5: {acl: {rase: [root]}}\n", 2, 13,
      "unknown key \"rase\"; did you mean \"raise\"?"},
     {"UnknownSignalName", "signals: {5: {name: tick}}\ntimers: [{signal: tock, every: 1s}]\n", 2,
