@@ -50,9 +50,14 @@ def _write_wheel(directory, files):
     return name
 
 
+# The console scripts of pyproject.toml's [project.scripts] (pip makes `tocsin` from it).
+ENTRY_POINTS = "[console_scripts]\ntocsin = tocsin.__main__:main\n"
+
+
 def _dist_info_files():
     return [("%s/METADATA" % DIST_INFO, _metadata().encode()),
-            ("%s/WHEEL" % DIST_INFO, _wheel_file().encode())]
+            ("%s/WHEEL" % DIST_INFO, _wheel_file().encode()),
+            ("%s/entry_points.txt" % DIST_INFO, ENTRY_POINTS.encode())]
 
 
 def get_requires_for_build_wheel(config_settings=None):

@@ -14,6 +14,7 @@ import sys
 # or when help is asked for, so that one subcommand's imports do not slow the others.
 SUBCOMMANDS = {
     "import-uwsgi": ".uwsgi_import",
+    "serve": ".serve",
 }
 
 

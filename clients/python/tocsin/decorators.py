@@ -260,10 +260,13 @@ class _Session(object):
         return sig
 
     def _declare(self, h, table, used):
+        # A source without a function (tocsin.uwsgi.add_timer & co.) only raises its signal:
+        # whoever handles the signal gets its events; it needs no target of its own.
         target = h.target or "subscriber"
         for attempt in range(3):
             sig = h.bound_signal
-            yield from self._ensure_target(table, sig, target)
+            if h.func is not None:
+                yield from self._ensure_target(table, sig, target)
             if not self.shared:
                 try:
                     yield "remove_source", {"id": self.source_id(h)}  # stale, before a reconnect
@@ -296,7 +299,8 @@ class _Session(object):
             self.ids[h] = fields["id"]
             if not self.shared:
                 self.added.append(fields["id"])
-            yield self._subscribe({"signals": [sig], "sources": [fields["id"]]})
+            if h.func is not None:
+                yield self._subscribe({"signals": [sig], "sources": [fields["id"]]})
             return
         raise RpcError(SOURCE_CONFLICT, "could not declare %s" % h.id)
 

@@ -139,12 +139,10 @@ class Runtime(object):
         self._idle = 0
         self._exit = False
         self._workers = []
-        self._acks = []
+        self._busy = []
+        self._acks = collections.deque()   # seqs done, not acked yet (of _ack_conn)
         self._ack_conn = None
-        self._ack_lock = threading.Lock()
         self._ack_waiting = threading.Event()
-        self._active = 0                    # handlers running now (tests, metrics)
-        self.max_active = 0
         self.handled = 0
         self.failed = 0
         _runtimes.add(self)
@@ -239,8 +237,10 @@ class Runtime(object):
             self._done.set()
 
     def _serve(self):
-        for _ in range(self.concurrency):
-            t = threading.Thread(target=self._worker, name="tocsin-worker", daemon=True)
+        self._busy = [False] * self.concurrency
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._worker, args=(i,), name="tocsin-worker-%d" % i,
+                                 daemon=True)
             t.start()
             self._workers.append(t)
         flusher = threading.Thread(target=self._flusher, name="tocsin-acks", daemon=True)
@@ -257,9 +257,8 @@ class Runtime(object):
                 log.info("tocsin: %s; retrying in %.2fs", e, delay)
                 self._stop.wait(delay)
                 continue
-            with self._ack_lock:
-                self._conn = self._ack_conn = conn
-                self._acks = []
+            self._acks = collections.deque()
+            self._conn = self._ack_conn = conn
             self._served, self._sessions = [], []
             try:
                 self._setup(conn, self._handlers(), first=True)
@@ -306,6 +305,8 @@ class Runtime(object):
             for h in session.signal_handlers:
                 by_signal.setdefault(h.signal, []).append(h)
             for h in session.sources:
+                if h.func is None:
+                    continue
                 sid = session.ids.get(h) or session.source_id(h)
                 by_source.setdefault(sid, []).append(h)
         self._routes = (by_signal, by_source)
@@ -322,7 +323,7 @@ class Runtime(object):
         daemon to hand to others), then send the acks."""
         with self._cond:
             self._queue.clear()
-            self._cond.wait_for(lambda: self._active == 0, 10)
+            self._cond.wait_for(lambda: not any(self._busy), 10)
         self._flush()
 
     def _shutdown_workers(self):
@@ -346,8 +347,8 @@ class Runtime(object):
             if self._idle:
                 self._cond.notify(min(self._idle, len(items)))
 
-    def _worker(self):
-        queue, cond = self._queue, self._cond
+    def _worker(self, i):
+        queue, cond, busy, stop = self._queue, self._cond, self._busy, self._stop
         while True:
             try:
                 conn, ev = queue.popleft()
@@ -362,7 +363,17 @@ class Runtime(object):
                     if self._exit and not queue:
                         return
                 continue
-            self._handle(conn, ev)
+            busy[i] = True
+            try:
+                if self._handle(conn, ev):
+                    self.handled += 1
+                else:
+                    self.failed += 1
+            finally:
+                busy[i] = False
+                if stop.is_set():
+                    with cond:
+                        cond.notify_all()  # _drain_and_flush waits for the busy ones
 
     def _handle(self, conn, ev):
         by_signal, by_source = self._routes
@@ -371,57 +382,51 @@ class Runtime(object):
             more = by_signal.get(ev.name)
             if more:
                 hs = (hs or []) + more
-        if ev.source is not None and ev.source.id in by_source:
-            hs = (hs or []) + by_source[ev.source.id]
-        with self._cond:
-            self._active += 1
-            if self._active > self.max_active:
-                self.max_active = self._active
+        src = ev.source
+        if src is not None and src.id in by_source:
+            hs = (hs or []) + by_source[src.id]
         ok = True
-        try:
-            if hs:
-                for h in hs:
-                    try:
-                        h.func(ev)
-                    except Exception:
-                        ok = False
-                        log.exception("tocsin: handler %s failed on %r%s", h, ev,
-                                      "; nacked" if ev.ack else "")
-            else:
-                log.debug("tocsin: no handler for %r", ev)
-        finally:
-            with self._cond:
-                self._active -= 1
-                if self._active == 0:
-                    self._cond.notify_all()
-        if ok:
-            self.handled += 1
+        if hs:
+            for h in hs:
+                try:
+                    h.func(ev)
+                except Exception:
+                    ok = False
+                    log.exception("tocsin: handler %s failed on %r%s", h, ev,
+                                  "; nacked" if ev.ack else "")
         else:
-            self.failed += 1
+            log.debug("tocsin: no handler for %r", ev)
         if not ev.ack:
-            return
+            return ok
         if not ok:
             try:
                 conn._notify("nack", {"seqs": [ev.seq], "requeue": True})
             except ConnectionLost:
                 pass
-            return
-        with self._ack_lock:
-            if conn is not self._ack_conn:
-                return  # from a connection that is gone: the daemon hands it out again
-            acks = self._acks
-            acks.append(ev.seq)
-            n = len(acks)
+            return ok
+        if conn is not self._ack_conn:
+            return ok  # from a connection that is gone: the daemon hands it out again
+        acks = self._acks
+        acks.append(ev.seq)  # a deque: append and popleft are atomic, no lock
+        n = len(acks)
         if n == 1:
             self._ack_waiting.set()
         elif n >= self.ack_batch:
             self._flush()
+        return ok
 
     def _flush(self):
-        with self._ack_lock:
-            seqs, self._acks = self._acks, []
-            conn = self._ack_conn
-        if seqs and conn is not None:
+        acks, conn = self._acks, self._ack_conn
+        n = len(acks)
+        if not n or conn is None:
+            return
+        seqs = []
+        try:
+            for _ in range(n):
+                seqs.append(acks.popleft())
+        except IndexError:  # another thread flushed meanwhile
+            pass
+        if seqs:
             try:
                 conn._notify("ack", {"seqs": seqs})
             except ConnectionLost:
@@ -478,6 +483,9 @@ def start(socket_path=None, concurrency=DEFAULT_CONCURRENCY, **kw):
     process; returns the :class:`Runtime` (``.stop()``, ``.join()``, ``.ready``). Keyword
     arguments are :class:`Runtime`'s (name, group, prefetch, linger, handlers, ...)."""
     return Runtime(socket_path=socket_path, concurrency=concurrency, **kw).start()
+
+
+AUTOSTART = True  # tocsin.uwsgi starts a runtime by itself unless this is False (serve)
 
 
 def current():

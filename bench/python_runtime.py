@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""The Python runtime's handled rate (issue 16): a no-op handler served by
+tocsin.start() (its thread pool, batched acks), with N events raised by a raw pipelining raiser
+(batches of JSON-RPC raise requests on a plain socket, two in flight).
+
+    python3 bench/python_runtime.py --tocsind build/bench/tocsind [--events 200000]
+        [--concurrency 4] [--prefetch N] [--mode one-of|broadcast|both] [--profile]
+
+- one-of: signal 100 with `target: subscriber`; every event handled once (seqs checked), the
+  daemon's table says `delivered` = N and status `unacked` 0 at the end.
+- broadcast: signal 101 with `target: subscribers`; every event handled once, no overflow.
+The rate is events handled / time from the first raise to the last handled. The daemon is
+started in a temp dir and stopped by its PID. Exit 1 on any loss or duplicate.
+--profile runs the consumer side under cProfile and prints the top functions.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
+
+import tocsin  # noqa: E402
+from tocsin import runtime  # noqa: E402
+
+
+def default_tocsind():
+    for p in ("build/bench/tocsind", "build/release/tocsind", "build/debug/tocsind"):
+        p = os.path.join(ROOT, p)
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+class Daemon(object):
+    def __init__(self, binary, events):
+        self.tmp = tempfile.mkdtemp(prefix="tocsin-pyrt-")
+        self.sock = os.path.join(self.tmp, "s.sock")
+        room = max(65536, 2 * events)
+        cfg = os.path.join(self.tmp, "tocsin.yaml")
+        with open(cfg, "w") as f:
+            f.write("state_dir: %s/state\nsocket: {path: %s}\n"
+                    "limits: {backlog: %d, subscriber_queue: %d}\n"
+                    "signals:\n"
+                    "  100: {name: bench-oneof, handlers: [{target: subscriber}]}\n"
+                    "  101: {name: bench-bcast, handlers: [{target: subscribers}]}\n"
+                    % (self.tmp, self.sock, room, room))
+        self.log = open(os.path.join(self.tmp, "tocsind.log"), "w")
+        self.proc = subprocess.Popen([binary, "--config", cfg, "--log-level", "warn"],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit("tocsind exited with %s" % self.proc.returncode)
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.sock)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("tocsind did not accept within 20 s")
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def raise_all(path, sig, events, batch=500):
+    """Raises `events` events on `sig` with pipelined batches (two in flight)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        f = s.makefile("rb")
+        inflight = 0
+        for start in range(0, events, batch):
+            line = "[" + ",".join(
+                '{"jsonrpc":"2.0","id":%d,"method":"raise","params":{"signal":%d}}' % (i, sig)
+                for i in range(start, min(events, start + batch))) + "]\n"
+            s.sendall(line.encode())
+            inflight += 1
+            while inflight >= 2:
+                replies = json.loads(f.readline())
+                if any("result" not in r for r in replies):
+                    raise SystemExit("raise failed: %r" % replies[:2])
+                inflight -= 1
+        while inflight:
+            json.loads(f.readline())
+            inflight -= 1
+
+
+def measure(daemon, mode, events, concurrency, prefetch):
+    sig = 100 if mode == "one-of" else 101
+    seen = bytearray(events + 64)
+    dup = [0]
+    done = threading.Event()
+    count = [0]
+    first = [None]
+    lock = threading.Lock()
+
+    def handler(ev):
+        i = ev.seq
+        if seen[i]:
+            dup[0] += 1
+        seen[i] = 1
+        with lock:
+            count[0] += 1
+            if count[0] >= events:
+                done.set()
+
+    h = tocsin.Handler("signal", handler, sig)
+    rt = runtime.Runtime(handlers=[h], socket_path=daemon.sock, concurrency=concurrency,
+                         prefetch=prefetch, name="bench-" + mode).start()
+    if not rt.ready.wait(10):
+        raise SystemExit("the runtime did not set up: %r" % rt.error)
+    c = tocsin.Client(daemon.sock)
+    base = c.status()["last_seq"]
+    t0 = time.perf_counter()
+    # The raiser is another process: in this one it would take the GIL from the runtime.
+    raiser = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--raise-only",
+                               daemon.sock, str(sig), str(events)])
+    ok = done.wait(max(60, events / 5000))
+    t1 = time.perf_counter()
+    if raiser.wait() != 0:
+        raise SystemExit("the raiser failed")
+    lost = events - count[0]
+    entry = next(e for e in c.table() if e["signal"] == sig)
+    unacked = None
+    if mode == "one-of":
+        def unacked_now():
+            d = [x for x in c.status()["clients_detail"] if x["name"] == "bench-" + mode]
+            return d[0]["unacked"] if d else None
+        deadline = time.monotonic() + 5
+        unacked = unacked_now()
+        while unacked and time.monotonic() < deadline:
+            time.sleep(0.01)
+            unacked = unacked_now()
+    rt.stop()
+    c.close()
+    rate = count[0] / (t1 - t0)
+    print("%-9s concurrency %d prefetch %d: %d events in %.3f s = %.0f events/s; lost %d, "
+          "duplicates %d, delivered %d, unacked at end %s"
+          % (mode, concurrency, rt.prefetch, count[0], t1 - t0, rate, lost, dup[0],
+             entry["delivered"], unacked))
+    del base
+    return ok and lost == 0 and dup[0] == 0 and (unacked in (None, 0))
+
+
+def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--raise-only":
+        raise_all(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tocsind", default=default_tocsind())
+    ap.add_argument("--events", type=int, default=200000)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--prefetch", type=int, default=None)
+    ap.add_argument("--mode", choices=("one-of", "broadcast", "both"), default="both")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    if not args.tocsind:
+        raise SystemExit("no tocsind: pass --tocsind")
+    print("tocsind: %s" % args.tocsind)
+    modes = ("one-of", "broadcast") if args.mode == "both" else (args.mode,)
+    good = True
+    profiles = []
+    if args.profile:  # each thread of the runtime under its own profiler, merged at the end
+        import cProfile
+
+        def profiled(fn):
+            def wrapper(*a, **kw):
+                p = cProfile.Profile()
+                profiles.append(p)
+                p.enable()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    p.disable()
+            return wrapper
+        runtime.Runtime._worker = profiled(runtime.Runtime._worker)
+        runtime._Conn._read_loop = profiled(runtime._Conn._read_loop)
+    for mode in modes:
+        d = Daemon(args.tocsind, args.events)
+        try:
+            good &= measure(d, mode, args.events, args.concurrency, args.prefetch)
+        finally:
+            d.stop()
+        if profiles:
+            import pstats
+            st = pstats.Stats(profiles[0])
+            for p in profiles[1:]:
+                st.add(p)
+            st.sort_stats("tottime").print_stats(18)
+            del profiles[:]
+    return 0 if good else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

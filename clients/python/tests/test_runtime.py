@@ -1,0 +1,240 @@
+"""The runtime (tocsin.start / Runtime / serve) against a real tocsind: the concurrency bound,
+acks batched as notifications, nack on failure (redelivery, dead letter), start/stop in the
+background, fork safety, shared sources, and `python3 -m tocsin serve` end to end."""
+
+import json
+import logging
+import os
+import signal as _signal
+import subprocess
+import sys
+import textwrap
+import threading
+import unittest
+from unittest import mock
+
+from tocsind_fixture import PKG, DaemonTestCase, wait_until
+
+import tocsin
+from tocsin import runtime
+
+
+class RuntimeTest(DaemonTestCase):
+    CONFIG = """
+        limits: {ack_timeout: 30s}
+        signals:
+          17: {name: jobs, handlers: [{target: subscriber}]}
+          18: {name: news, handlers: [{target: subscribers}]}
+          20: {name: work, handlers: [{target: subscriber}], max_deliveries: 2, dead_letter: 21}
+          21: {name: failed, handlers: [{target: subscribers}]}
+        """
+
+    def setUp(self):
+        super().setUp()
+        tocsin.clear()
+        self.addCleanup(tocsin.clear)
+
+    def start(self, handlers, **kw):
+        rt = runtime.Runtime(handlers=handlers, socket_path=self.path, **kw).start()
+        self.addCleanup(rt.stop)
+        wait_until(lambda: rt.ready.is_set() or not rt.running, what="the runtime's setup")
+        if rt.error:
+            raise rt.error
+        return rt
+
+    def unacked(self, c, name):
+        d = [x for x in c.status()["clients_detail"] if x["name"] == name]
+        return d[0]["unacked"] if d else None
+
+    def test_concurrency_bound(self):
+        gate = threading.Event()
+        lock = threading.Lock()
+        running = [0, 0, 0]  # now, most at once, done
+
+        def slow(ev):
+            with lock:
+                running[0] += 1
+                running[1] = max(running[1], running[0])
+            gate.wait(30)
+            with lock:
+                running[0] -= 1
+                running[2] += 1
+
+        rt = self.start([tocsin.Handler("signal", slow, "jobs")], concurrency=3, name="pool")
+        self.assertEqual(rt.prefetch, 3 * runtime.PREFETCH_PER_WORKER)
+        c = self.client()
+        for i in range(10):
+            c.raise_signal("jobs", str(i))
+        wait_until(lambda: running[0] == 3, what="three handlers at once")
+        self.assertEqual(self.unacked(c, "pool"), 10)  # all held (prefetch 48), 3 running
+        gate.set()
+        wait_until(lambda: running[2] == 10, what="all ten handled")
+        self.assertEqual(running[1], 3)
+        wait_until(lambda: self.unacked(c, "pool") == 0, what="the acks")
+
+    def test_acks_are_batched_notifications(self):
+        seen = []
+        rt = self.start([tocsin.Handler("signal", seen.append, "jobs")], name="batcher")
+        sent = []
+        real_notify, real_request = runtime._Conn._notify, runtime._Conn._request
+
+        def notify(conn, method, params):
+            sent.append((method, len(params.get("seqs", [])), "notification"))
+            return real_notify(conn, method, params)
+
+        def request(conn, method, params, *a, **kw):
+            sent.append((method, 0, "request"))
+            return real_request(conn, method, params, *a, **kw)
+        with mock.patch.object(runtime._Conn, "_notify", notify), \
+                mock.patch.object(runtime._Conn, "_request", request):
+            c = self.client()
+            for i in range(300):
+                c.raise_signal("jobs", str(i))
+            wait_until(lambda: len(seen) == 300, what="300 events handled")
+            wait_until(lambda: self.unacked(c, "batcher") == 0, what="every event acked")
+        acks = [n for m, n, kind in sent if m == "ack"]
+        self.assertNotIn(("ack", 0, "request"), sent)  # no ack waited for a reply
+        self.assertEqual(sum(acks), 300)
+        self.assertLess(len(acks), 300)  # batched: fewer notifications than events
+        entry = next(e for e in c.table() if e["signal"] == 17)
+        self.assertEqual(entry["delivered"], 300)
+        self.assertEqual(len({e.seq for e in seen}), 300)
+        self.assertEqual(rt.handled, 300)
+
+    def test_broadcast_events_are_not_acked(self):
+        seen = []
+        self.start([tocsin.Handler("signal", seen.append, "news")], name="listener")
+        c = self.client()
+        c.raise_signal("news", "hello")
+        wait_until(lambda: len(seen) == 1, what="the broadcast")
+        self.assertFalse(seen[0].ack)
+        self.assertEqual(self.unacked(c, "listener"), 0)
+
+    def test_exception_nacks_redelivers_then_dead_letters(self):
+        calls = []
+
+        def failing(ev):
+            calls.append(ev.delivery)
+            raise RuntimeError("boom %d" % ev.delivery)
+
+        self.start([tocsin.Handler("signal", failing, "work")], name="failer")
+        c = self.client()
+        dead = c.subscribe(["failed"])
+        with self.assertLogs("tocsin", level=logging.ERROR) as logs:
+            seq = c.raise_signal("work", "doomed")
+            ev = dead.get(timeout=10)
+        self.assertIsNotNone(ev, "no dead letter")
+        self.assertEqual(calls, [1, 2])  # nacked at once, redelivered, then max_deliveries
+        payload = json.loads(ev.payload)
+        self.assertEqual((payload["event"]["seq"], payload["deliveries"], payload["reason"]),
+                         (seq, 2, "nack"))
+        self.assertTrue(any("boom 1" in line for line in logs.output))
+
+    def test_start_and_stop_in_the_background(self):
+        seen = []
+        tocsin.signal("jobs")(seen.append)
+        rt = tocsin.start(socket_path=self.path, name="bg")
+        self.addCleanup(rt.stop)
+        self.assertIs(runtime.current(), rt)
+        wait_until(rt.ready.is_set, what="the setup")
+        self.client().raise_signal("jobs", "x")
+        wait_until(lambda: len(seen) == 1, what="the event")
+        # Registered after start: set up on the live connection.
+        later = []
+        tocsin.signal("news")(later.append)
+        c = self.client()
+        wait_until(lambda: c.raise_signal("news") and later, what="the later handler")
+        rt.stop()
+        self.assertTrue(rt.join(10))
+        self.assertFalse(rt.running)
+        self.assertIsNone(runtime.current())
+        self.assertFalse([t for t in threading.enumerate() if t.name.startswith("tocsin-")
+                          and t.is_alive() and t.name != "tocsin-reader"])
+        wait_until(lambda: "bg" not in [x["name"] for x in c.status()["clients_detail"]],
+                   what="the connection to close")
+
+    def test_fork_after_start(self):
+        seen = []
+        tocsin.signal("jobs")(seen.append)
+        rt = tocsin.start(socket_path=self.path, name="parent")
+        self.addCleanup(rt.stop)
+        wait_until(rt.ready.is_set, what="the setup")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: nothing of the parent's runtime runs here
+            try:
+                report = {"current": runtime.current() is not None, "running": rt.running,
+                          "threads": [t.name for t in threading.enumerate()
+                                      if t.name.startswith("tocsin")],
+                          "join": rt.join(0)}
+                os.write(w, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as f:
+            report = json.loads(f.read())
+        os.waitpid(pid, 0)
+        self.assertEqual(report, {"current": False, "running": False, "threads": [],
+                                  "join": True})
+        # The parent's runtime still works: the child did not shut its connection down.
+        self.assertTrue(rt.running)
+        self.client().raise_signal("jobs", "after fork")
+        wait_until(lambda: [e.payload for e in seen] == ["after fork"], what="the event")
+
+    def test_shared_source_one_for_many_processes(self):
+        self.require_shared()
+        a, b = [], []
+        ha = tocsin.Handler("timer", a.append, None, {"every": 0.05})
+        ha.id = "py:app.tasks.tick"
+        hb = tocsin.Handler("timer", b.append, None, {"every": 0.05})
+        hb.id = "py:app.tasks.tick"
+        self.start([ha], name="w1")
+        self.start([hb], name="w2")
+        c = self.client()
+        mine = [s for s in c.status()["sources"]["list"] if s["id"] == "py:app.tasks.tick"]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual(mine[0]["lifetime"], "clients")
+        self.assertEqual(len(mine[0]["declarers"]), 2)
+        self.assertEqual(ha.bound_signal, hb.bound_signal)
+        wait_until(lambda: len(a) + len(b) >= 4, what="timer events")
+        seqs = [e.seq for e in a + b]
+        self.assertEqual(len(seqs), len(set(seqs)))  # one-of: each tick handled once
+
+    def test_serve_subcommand(self):
+        out = os.path.join(self.daemon.dir, "out.txt")
+        with open(os.path.join(self.daemon.dir, "served_mod.py"), "w") as f:
+            f.write(textwrap.dedent("""
+                import tocsin
+
+                @tocsin.signal("jobs")
+                def job(ev):
+                    with open(%r, "a") as f:
+                        f.write(ev.payload + "\\n")
+                """ % out))
+        env = dict(os.environ, PYTHONPATH=PKG)
+        proc = subprocess.Popen([sys.executable, "-m", "tocsin", "serve", "served_mod",
+                                 "--socket", self.path, "--name", "served",
+                                 "--concurrency", "2"],
+                                cwd=self.daemon.dir, env=env, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        c = self.client()
+        wait_until(lambda: "served" in [x["name"] for x in c.status()["clients_detail"]]
+                   or proc.poll() is not None, what="serve to connect")
+        self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+
+        def lines():
+            try:
+                with open(out) as f:
+                    return f.read().split()
+            except OSError:
+                return []
+        for i in range(3):
+            c.raise_signal("jobs", "job%d" % i)
+        wait_until(lambda: sorted(lines()) == ["job0", "job1", "job2"], what="three jobs")
+        os.kill(proc.pid, _signal.SIGTERM)
+        self.assertEqual(proc.wait(10), 0)
+        proc.stderr.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
