@@ -125,6 +125,7 @@ class Runtime(object):
         self._pid = os.getpid()
         self.ready = ready if ready is not None else threading.Event()  # set while set up
         self.error = None                   # what ended it (RpcError, ConnectionLost), if any
+        self.setup_errors = []              # refusals of handlers registered while serving
         self._external_stop = stop_event is not None
         self._stop = stop_event if stop_event is not None else threading.Event()
         self._done = threading.Event()
@@ -272,7 +273,12 @@ class Runtime(object):
                         break
                     new = [h for h in self._handlers() if h not in self._served]
                     if new:
-                        self._setup(conn, new, first=False)
+                        try:
+                            self._setup(conn, new, first=False)
+                        except RpcError as e:  # the others go on being served
+                            log.error("tocsin: the daemon refused handlers registered "
+                                      "while serving (%s): %s", new, e)
+                            self.setup_errors.append(e)
                 if not self._stop.is_set():
                     raise conn._error or ConnectionLost("closed")
             except (ConnectionLost, TimeoutError) as e:

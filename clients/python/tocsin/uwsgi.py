@@ -22,6 +22,7 @@ What uWSGI has and tocsin does not (spooler, mules' messages, RPC, locks, haraki
 :class:`NotSupported`, which names the alternative.
 """
 
+import hashlib
 import os
 import re
 import threading
@@ -183,7 +184,7 @@ def _source(kind, num, sid, options):
 
 def add_timer(num, secs):
     """A timer raising ``num`` every ``secs`` seconds (one for every process adding it)."""
-    _source("timer", num, "uwsgi:timer:%d:%ss" % (num, secs), {"every": int(secs)})
+    _source("timer", num, "uwsgi:timer:%d:%ds" % (num, int(secs)), {"every": int(secs)})
 
 
 def add_ms_timer(num, msecs):
@@ -197,13 +198,13 @@ def add_rb_timer(num, secs, iterations=0):
     opts = {"every": int(secs)}
     if iterations:
         opts["iterations"] = int(iterations)
-    _source("rb_timer", num, "uwsgi:rb_timer:%d:%ss:%d" % (num, secs, iterations), opts)
+    _source("rb_timer", num, "uwsgi:rb_timer:%d:%ds:%d" % (num, int(secs), int(iterations)), opts)
 
 
 def add_cron(num, minute, hour, day, month, weekday):
     """A cron job raising ``num`` (uWSGI's fields: -1 any value, -N every Nth). Returns True."""
     fields = [int(minute), int(hour), int(day), int(month), int(weekday)]
-    _source("cron", num, "uwsgi:cron:%d:%s" % (num, ",".join(map(str, fields))),
+    _source("cron", num, "uwsgi:cron:%d:%s" % (num, ".".join(map(str, fields))),
             {"uwsgi": fields})
     return True
 
@@ -211,7 +212,9 @@ def add_cron(num, minute, hour, day, month, weekday):
 def add_file_monitor(num, filename):
     """A file monitor raising ``num`` when ``filename`` (a file or a directory) changes."""
     path = os.path.abspath(filename)
-    _source("file", num, "uwsgi:file:%d:%s" % (num, path), {"path": path})
+    tag = re.sub(r"[^A-Za-z0-9._-]", "_", path.strip("/"))[-60:]
+    digest = hashlib.sha1(path.encode()).hexdigest()[:8]
+    _source("file", num, "uwsgi:file:%d:%s:%s" % (num, tag, digest), {"path": path})
 
 
 def signal(num, remote=None):
