@@ -194,7 +194,7 @@ class RuntimeTest(DaemonTestCase):
         mine = [s for s in c.status()["sources"]["list"] if s["id"] == "py:app.tasks.tick"]
         self.assertEqual(len(mine), 1)
         self.assertEqual(mine[0]["lifetime"], "clients")
-        self.assertEqual(len(mine[0]["declarers"]), 2)
+        self.assertEqual(mine[0]["declarers"], 2)
         self.assertEqual(ha.bound_signal, hb.bound_signal)
         wait_until(lambda: len(a) + len(b) >= 4, what="timer events")
         seqs = [e.seq for e in a + b]

@@ -325,7 +325,7 @@ class UwsgiFunctionsTest(UwsgiTestCase):
         wait_until(lambda: any(s["signal"] == 37 for s in self.sources()), what="the timer")
         [src] = [s for s in self.sources() if s["signal"] == 37]
         res = other.call("add_timer", {"id": src["id"], "signal": 37, "every": 60000,
-                                       "lifetime": "clients", "linger": rt.linger * 1000})
+                                       "lifetime": "clients", "linger": int(rt.linger * 1000)})
         self.assertTrue(res.get("joined"), res)
 
 

@@ -91,8 +91,13 @@ def runtime_options():
     return opts
 
 
+_in_use = False  # something was registered through the drop-ins (they serve after a fork)
+
+
 def _serve():
     """Makes sure a runtime serves the registered handlers in this process."""
+    global _in_use
+    _in_use = True
     if runtime.current() is None and runtime.AUTOSTART:
         with _lock:
             if runtime.current() is None:
@@ -282,8 +287,9 @@ register_rpc = _unsupported("register_rpc", "raise a signal with a payload; for 
 
 def _reset():
     """Forgets what this module registered (tests)."""
-    global _client
+    global _client, _in_use
     with _lock:
+        _in_use = False
         _registered.clear()
         _settings.clear()
         if _client is not None and _client_pid == os.getpid():

@@ -76,7 +76,7 @@ def run_postfork():
 def _after_fork_in_child():
     # tocsin.runtime's own hook ran first (registered before): nothing of the parent runs.
     run_postfork()
-    if decorators.handlers():
+    if uwsgi._in_use and decorators.handlers():
         uwsgi._serve()
 
 
