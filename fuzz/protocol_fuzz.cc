@@ -1,6 +1,6 @@
 // libFuzzer target: the protocol decoder. A line from a client goes through the raise fast path
-// (parse_raise_line) and, when that declines, through nlohmann's full parse with the session's
-// depth pre-check. Properties checked besides "no crash, no sanitizer report":
+// (parse_raise_line), the ack/nack fast path (parse_settle_line) and, when those decline, through
+// nlohmann's full parse with the session's depth pre-check. Properties checked besides "no crash, no sanitizer report":
 //   - whatever the fast path accepts, the full parser accepts too and reads the same requests
 //     (the fast path may only ever be a faster way to the same answer);
 //   - event encoding round-trips: an event built from the input encodes to JSON that parses back
@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/fast_ack.h"
 #include "protocol/fast_raise.h"
 #include "protocol/event_encoder.h"
 
@@ -57,6 +58,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } else {
       check_request(full, requests.at(0));
     }
+  }
+  // The ack/nack fast path: what it takes, the full parser reads the same way.
+  tocsin::SettleRequest settle;
+  if (tocsin::parse_settle_line(line, settle)) {
+    if (full.is_discarded() || !full.is_object()) fail("ack fast path accepted a non-object");
+    if (full.value("jsonrpc", "") != "2.0") fail("ack fast path: jsonrpc differs");
+    if ((full.value("method", "") == "nack") != settle.nack) fail("ack fast path: method");
+    const Json& p = full["params"];
+    if (settle.one) {
+      if (!p["seq"].is_number_unsigned() || p["seq"].get<std::uint64_t>() != settle.seqs.at(0)) {
+        fail("ack fast path: seq differs");
+      }
+    } else if (p["seqs"].get<std::vector<std::uint64_t>>() != settle.seqs) {
+      fail("ack fast path: seqs differ");
+    }
+    if (settle.has_id != full.contains("id")) fail("ack fast path: id presence differs");
+    if (settle.has_id && Json::parse(settle.id_json) != full["id"]) fail("ack fast path: id");
   }
   // Encoding: any valid UTF-8 payload must come back out of the event line unchanged (the
   // daemon's payloads are UTF-8: the JSON parser checks them on the way in).

@@ -257,10 +257,45 @@ bool Session::try_fast_raise(std::string_view line) {
   return true;
 }
 
+bool Session::try_fast_settle(std::string_view line) {
+  if (line.find("ack\"") == std::string_view::npos) return false;
+  if (!parse_settle_line(line, settle_)) return false;
+  Hub& hub = core_.hub;
+  std::string reply;
+  if (settle_.one) {
+    std::uint64_t seq = settle_.seqs.front();
+    auto r = settle_.nack ? hub.nack(client_, seq, settle_.requeue) : hub.ack(client_, seq);
+    if (!settle_.has_id) return true;
+    if (!r) {
+      send_line(dump(methods::error_reply(Json::parse(settle_.id_json), r.error())));
+      return true;
+    }
+    reply = R"({"jsonrpc":"2.0","id":)" + settle_.id_json + R"(,"result":{}})";
+  } else {
+    Hub::Settled s = settle_.nack ? hub.nack_many(client_, settle_.seqs, settle_.requeue)
+                                  : hub.ack_many(client_, settle_.seqs);
+    if (!settle_.has_id) return true;
+    // As the full path's reply (methods.cc settled_reply), keys in nlohmann's order.
+    reply = R"({"jsonrpc":"2.0","id":)" + settle_.id_json + R"(,"result":{)";
+    if (!s.not_held.empty()) {
+      reply += R"("not_held":[)";
+      for (std::size_t i = 0; i < s.not_held.size(); ++i) {
+        if (i) reply += ',';
+        reply += std::to_string(s.not_held[i]);
+      }
+      reply += "],";
+    }
+    reply += R"("settled":)" + std::to_string(s.done) + "}}";
+  }
+  send_line(std::move(reply));
+  return true;
+}
+
 void Session::on_line(std::string_view line) {
   // Blank lines (keep-alives, a stray CR) are not requests.
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
   if (try_fast_raise(line)) return;
+  if (try_fast_settle(line)) return;
   if (nested_too_deep(line)) {
     send_error(nullptr, ErrorCode::parse_error,
                "parse error: nested deeper than " + std::to_string(kMaxDepth));

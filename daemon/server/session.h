@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "protocol/fast_ack.h"
 #include "protocol/fast_raise.h"
 #include "dispatch/hub.h"
 #include "server/peer.h"
@@ -61,6 +62,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // The raise fast path (fast_raise.h); false when the line must take the full path. Nothing is
   // raised unless every request of the line is valid.
   bool try_fast_raise(std::string_view line);
+  // The ack/nack fast path (fast_ack.h), same contract.
+  bool try_fast_settle(std::string_view line);
   // Answers one request object; returns the reply, or null for a notification / deferred reply.
   nlohmann::json handle(const nlohmann::json& request, bool in_batch);
   nlohmann::json dispatch(const std::string& method, const nlohmann::json& params,
@@ -78,6 +81,7 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::steady_timer reader_wake_;
   std::deque<std::string> replies_;
   std::vector<RaiseRequest> fast_;        // reused across lines
+  SettleRequest settle_;
   std::vector<SignalId> fast_signals_;
   std::size_t reply_bytes_ = 0;
   bool closed_ = false;
