@@ -30,10 +30,14 @@ def _wheel_file():
 
 
 def _package_files():
+    """tocsin/**/*.py: the package and its subpackages (tocsin.contrib.django, ...)."""
     pkg = os.path.join(HERE, NAME)
-    for name in sorted(os.listdir(pkg)):
-        if name.endswith(".py"):
-            yield "%s/%s" % (NAME, name), os.path.join(pkg, name)
+    for root, dirs, files in os.walk(pkg):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel = os.path.relpath(root, HERE).replace(os.sep, "/")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                yield "%s/%s" % (rel, name), os.path.join(root, name)
 
 
 def _write_wheel(directory, files):
