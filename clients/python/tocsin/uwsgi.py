@@ -25,6 +25,7 @@ What uWSGI has and tocsin does not (spooler, mules' messages, RPC, locks, haraki
 import hashlib
 import os
 import re
+import sys
 import threading
 
 from . import decorators, runtime
@@ -94,11 +95,27 @@ def runtime_options():
 _in_use = False  # something was registered through the drop-ins (they serve after a fork)
 
 
+def preloading_in_gunicorn_master():
+    """True while gunicorn's master imports the application itself (``--preload``/
+    ``preload_app``: ``Arbiter.setup`` loads it before forking the workers). No runtime is
+    started there: the master would take one-of events (and run handlers) beside its workers.
+    Each worker starts its own after the fork (the drop-ins' fork hook)."""
+    if "gunicorn.arbiter" not in sys.modules:
+        return False
+    f = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_name == "setup" and f.f_globals.get("__name__") == "gunicorn.arbiter":
+            return True
+        f = f.f_back
+    return False
+
+
 def _serve():
-    """Makes sure a runtime serves the registered handlers in this process."""
+    """Makes sure a runtime serves the registered handlers in this process (not in gunicorn's
+    master while it preloads the application: see preloading_in_gunicorn_master)."""
     global _in_use
     _in_use = True
-    if runtime.current() is None and runtime.AUTOSTART:
+    if runtime.current() is None and runtime.AUTOSTART and not preloading_in_gunicorn_master():
         with _lock:
             if runtime.current() is None:
                 runtime.start(**runtime_options())
