@@ -580,8 +580,9 @@ struct RaiserState {
     seq_by_id[id] = seq;
     ++replied;
   }
-  // Fast path for the daemon's reply encoding ({"id":N,"jsonrpc":"2.0","result":{"seq":S}},
-  // alone or in an array); anything else (an error reply) goes through nlohmann.
+  // Fast path for the daemon's reply encodings ({"jsonrpc":"2.0","id":N,"result":{"seq":S}} or
+  // {"id":N,"jsonrpc":"2.0",...}, alone or in an array); anything else (an error reply) goes
+  // through nlohmann.
   bool fast(std::string_view line) {
     std::size_t pos = 0;
     bool array = !line.empty() && line[0] == '[';
@@ -589,11 +590,12 @@ struct RaiserState {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> found;
     for (;;) {
       std::uint64_t id = 0, seq = 0;
-      if (!expect(line, pos, R"({"id":)") || !parse_u64(line, pos, id) ||
-          !expect(line, pos, R"(,"jsonrpc":"2.0","result":{"seq":)") ||
-          !parse_u64(line, pos, seq) || !expect(line, pos, "}}")) {
-        return false;
-      }
+      // The fast raise path writes "jsonrpc" first; nlohmann (the full path) sorts "id" first.
+      bool ok = expect(line, pos, R"({"jsonrpc":"2.0","id":)")
+                    ? parse_u64(line, pos, id) && expect(line, pos, R"(,"result":{"seq":)")
+                    : expect(line, pos, R"({"id":)") && parse_u64(line, pos, id) &&
+                          expect(line, pos, R"(,"jsonrpc":"2.0","result":{"seq":)");
+      if (!ok || !parse_u64(line, pos, seq) || !expect(line, pos, "}}")) return false;
       found.emplace_back(id, seq);
       if (!array) {
         if (pos != line.size()) return false;

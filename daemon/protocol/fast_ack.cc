@@ -1,96 +1,12 @@
 #include "protocol/fast_ack.h"
 
+#include "protocol/json_scanner.h"
+
 namespace tocsin {
 
 namespace {
 
-// A cursor over the line; every reader returns false on anything outside the plain shape.
-class Scanner {
- public:
-  explicit Scanner(std::string_view s) : s_(s) {}
-
-  void skip_ws() {
-    while (p_ < s_.size() && (s_[p_] == ' ' || s_[p_] == '\t' || s_[p_] == '\r')) ++p_;
-  }
-  bool eat(char c) {
-    skip_ws();
-    if (p_ < s_.size() && s_[p_] == c) {
-      ++p_;
-      return true;
-    }
-    return false;
-  }
-  bool peek(char c) {
-    skip_ws();
-    return p_ < s_.size() && s_[p_] == c;
-  }
-  bool at_end() {
-    skip_ws();
-    return p_ == s_.size();
-  }
-  // A string without escapes or control characters; its text (between the quotes).
-  bool plain_string(std::string_view& out) {
-    if (!eat('"')) return false;
-    std::size_t start = p_;
-    while (p_ < s_.size()) {
-      char c = s_[p_];
-      if (c == '"') {
-        out = s_.substr(start, p_ - start);
-        ++p_;
-        return true;
-      }
-      if (c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
-      ++p_;
-    }
-    return false;
-  }
-  // An unsigned integer as JSON writes it: no sign, no leading zero, no fraction or exponent,
-  // and within 64 bits.
-  bool unsigned_integer(std::uint64_t& out) {
-    skip_ws();
-    std::size_t start = p_;
-    std::uint64_t v = 0;
-    while (p_ < s_.size() && s_[p_] >= '0' && s_[p_] <= '9') {
-      auto d = static_cast<std::uint64_t>(s_[p_] - '0');
-      if (v > (UINT64_MAX - d) / 10) return false;
-      v = v * 10 + d;
-      ++p_;
-    }
-    std::size_t n = p_ - start;
-    if (n == 0 || (n > 1 && s_[start] == '0')) return false;
-    if (p_ < s_.size() && (s_[p_] == '.' || s_[p_] == 'e' || s_[p_] == 'E')) return false;
-    out = v;
-    return true;
-  }
-  // An id: an integer (a '-' allowed) or a plain string; its JSON text.
-  bool id(std::string& out) {
-    skip_ws();
-    if (peek('"')) {
-      std::size_t start = p_;
-      std::string_view text;
-      if (!plain_string(text)) return false;
-      out.assign(s_.substr(start, p_ - start));
-      return true;
-    }
-    std::size_t start = p_;
-    if (p_ < s_.size() && s_[p_] == '-') ++p_;
-    std::uint64_t v = 0;
-    if (!unsigned_integer(v)) return false;
-    if (s_[start] == '-' && v > static_cast<std::uint64_t>(INT64_MAX) + 1) return false;
-    out.assign(s_.substr(start, p_ - start));
-    return true;
-  }
-  bool literal(std::string_view word) {
-    skip_ws();
-    if (s_.substr(p_, word.size()) != word) return false;
-    p_ += word.size();
-    return true;
-  }
-
- private:
-  std::string_view s_;
-  std::size_t p_ = 0;
-};
+using json_scan::Scanner;
 
 bool read_params(Scanner& sc, SettleRequest& out, bool* has_seq, bool* has_seqs,
                  bool* has_requeue) {

@@ -1,151 +1,123 @@
 #include "protocol/fast_raise.h"
 
-#include <nlohmann/json.hpp>
-
 #include "protocol/event_encoder.h"
+#include "protocol/json_scanner.h"
 
 namespace tocsin {
 
 namespace {
 
-using Json = nlohmann::json;
+using json_scan::Scanner;
 
-// Accepts only the shapes above; returning false stops the parse (the caller falls back).
-class RaiseSax {
- public:
-  explicit RaiseSax(std::vector<RaiseRequest>& out) : out_(out) {}
-  bool is_batch = false;
-
-  bool null() {
-    if (where_ == Where::params && key_ == "payload") return true;
-    return false;
-  }
-  bool boolean(bool) { return false; }
-  bool number_integer(Json::number_integer_t v) {
-    if (v < 0) {
-      // A negative signal is an error: the full path words it.
-      if (where_ == Where::request && key_ == "id") {
-        current().has_id = true;
-        current().id_json = std::to_string(v);
-        return true;
+// {"signal": N | "name", "payload": "..." | null}, each at most once, nothing else.
+bool read_params(Scanner& sc, RaiseRequest& r) {
+  if (!sc.eat('{')) return false;
+  if (sc.peek('}')) return false;  // no signal: the full path says so
+  bool has_payload = false;
+  do {
+    std::string_view key;
+    if (!sc.plain_string(key) || !sc.eat(':')) return false;
+    if (key == "signal" && !r.has_signal) {
+      r.has_signal = true;
+      if (sc.peek('"')) {
+        std::string_view name;
+        if (!sc.plain_string(name)) return false;
+        r.signal_is_name = true;
+        r.signal_name.assign(name);
+      } else {
+        // A negative, fractional or huge signal is an error the full path words.
+        if (!sc.unsigned_integer(r.signal_number)) return false;
+        r.signal_is_name = false;
       }
+    } else if (key == "payload" && !has_payload) {
+      has_payload = true;
+      if (sc.literal("null")) {
+        r.payload.clear();
+      } else if (!sc.string(r.payload)) {
+        return false;
+      }
+    } else {
       return false;
     }
-    return number_unsigned(static_cast<Json::number_unsigned_t>(v));
-  }
-  bool number_unsigned(Json::number_unsigned_t v) {
-    if (where_ == Where::request && key_ == "id") {
-      current().has_id = true;
-      current().id_json = std::to_string(v);
-      return true;
-    }
-    if (where_ == Where::params && key_ == "signal") {
-      current().has_signal = true;
-      current().signal_is_name = false;
-      current().signal_number = v;
-      return true;
-    }
-    return false;
-  }
-  bool number_float(Json::number_float_t, const std::string&) { return false; }
-  bool string(std::string& v) {
-    if (where_ == Where::request) {
-      if (key_ == "jsonrpc") {
-        rpc_ok_ = v == "2.0";
-        return rpc_ok_;
+  } while (sc.eat(','));
+  return sc.eat('}') && r.has_signal;
+}
+
+// One request object: "jsonrpc":"2.0", "method":"raise", an optional id, "params".
+bool read_request(Scanner& sc, RaiseRequest& r) {
+  // Reset field by field: a reused request keeps its strings' capacity.
+  r.has_id = false;
+  r.id_json.clear();
+  r.signal_is_name = false;
+  r.signal_number = 0;
+  r.signal_name.clear();
+  r.has_signal = false;
+  r.payload.clear();
+  if (!sc.eat('{')) return false;
+  bool has_jsonrpc = false, has_method = false, has_params = false;
+  if (sc.peek('}')) return false;
+  do {
+    std::string_view key;
+    if (!sc.plain_string(key) || !sc.eat(':')) return false;
+    if (key == "jsonrpc" && !has_jsonrpc) {
+      std::string_view v;
+      if (!sc.plain_string(v) || v != "2.0") return false;
+      has_jsonrpc = true;
+    } else if (key == "method" && !has_method) {
+      std::string_view v;
+      if (!sc.plain_string(v) || v != "raise") return false;
+      has_method = true;
+    } else if (key == "id" && !r.has_id) {
+      if (sc.peek('"')) {
+        // Echoed in the reply as JSON: decoded, then written again (escapes normalised).
+        std::string id;
+        if (!sc.string(id)) return false;
+        r.id_json.clear();
+        append_json_string(r.id_json, id);
+      } else if (!sc.id(r.id_json)) {
+        return false;
       }
-      if (key_ == "method") {
-        method_ok_ = v == "raise";
-        return method_ok_;
-      }
-      if (key_ == "id") {
-        current().has_id = true;
-        current().id_json.clear();
-        append_json_string(current().id_json, v);
-        return true;
-      }
+      r.has_id = true;
+    } else if (key == "params" && !has_params) {
+      if (!read_params(sc, r)) return false;
+      has_params = true;
+    } else {
       return false;
     }
-    if (where_ == Where::params) {
-      if (key_ == "signal") {
-        current().has_signal = true;
-        current().signal_is_name = true;
-        current().signal_name = std::move(v);
-        return true;
-      }
-      if (key_ == "payload") {
-        current().payload = std::move(v);
-        return true;
-      }
-    }
-    return false;
-  }
-  bool binary(Json::binary_t&) { return false; }
-  bool start_object(std::size_t) {
-    if (where_ == Where::top || where_ == Where::batch) {
-      out_.emplace_back();
-      rpc_ok_ = method_ok_ = false;
-      where_ = Where::request;
-      return true;
-    }
-    if (where_ == Where::request && key_ == "params") {
-      where_ = Where::params;
-      return true;
-    }
-    return false;
-  }
-  bool key(std::string& k) {
-    key_ = k;
-    if (where_ == Where::request) {
-      return k == "jsonrpc" || k == "method" || k == "id" || k == "params";
-    }
-    return k == "signal" || k == "payload";
-  }
-  bool end_object() {
-    if (where_ == Where::params) {
-      where_ = Where::request;
-      key_.clear();
-      return true;
-    }
-    // The end of a request: it must have said what the full path requires.
-    if (!rpc_ok_ || !method_ok_ || !current().has_signal) return false;
-    where_ = is_batch ? Where::batch : Where::done;
-    return true;
-  }
-  bool start_array(std::size_t) {
-    if (where_ != Where::top) return false;
-    is_batch = true;
-    where_ = Where::batch;
-    return true;
-  }
-  bool end_array() {
-    if (where_ != Where::batch || out_.empty()) return false;
-    where_ = Where::done;
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
-    return false;
-  }
-
- private:
-  enum class Where { top, batch, request, params, done };
-  RaiseRequest& current() { return out_.back(); }
-
-  std::vector<RaiseRequest>& out_;
-  Where where_ = Where::top;
-  std::string key_;
-  bool rpc_ok_ = false;
-  bool method_ok_ = false;
-};
+  } while (sc.eat(','));
+  return sc.eat('}') && has_jsonrpc && has_method && has_params;
+}
 
 }  // namespace
 
 bool parse_raise_line(std::string_view line, std::vector<RaiseRequest>& out, bool* is_batch) {
-  out.clear();
-  RaiseSax sax(out);
-  bool ok = Json::sax_parse(line.begin(), line.end(), &sax, Json::input_format_t::json, true);
-  *is_batch = sax.is_batch;
-  if (!ok) out.clear();
+  // Requests are reused from line to line: their strings keep their capacity.
+  std::size_t n = 0;
+  auto next = [&]() -> RaiseRequest& {
+    if (n == out.size()) out.emplace_back();
+    return out[n++];
+  };
+  Scanner sc(line);
+  *is_batch = sc.peek('[');
+  bool ok = true;
+  if (*is_batch) {
+    sc.eat('[');
+    if (sc.peek(']')) {
+      ok = false;  // an empty batch: the full path says so
+    } else {
+      do {
+        if (!read_request(sc, next())) {
+          ok = false;
+          break;
+        }
+      } while (sc.eat(','));
+      ok = ok && sc.eat(']');
+    }
+  } else {
+    ok = read_request(sc, next());
+  }
+  ok = ok && sc.at_end();
+  out.resize(ok ? n : 0);
   return ok;
 }
 

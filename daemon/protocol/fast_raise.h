@@ -1,9 +1,12 @@
 // fast_raise.h — the hot path of the protocol: a line that is a `raise` request, or a batch of
-// them, is read with a SAX handler straight into RaiseRequests, without building a JSON tree
-// (building and destroying the tree was half of a raise's cost: docs/BENCHMARKS.md). Anything else
-// — another method, an extra key, a type the full path would reject, a malformed line — makes the
-// parse give up, and the caller parses the line in full, so errors and rare shapes keep exactly
-// one implementation. Pure; no I/O.
+// them, is read by a hand-written scanner (protocol/json_scanner.h) straight into RaiseRequests,
+// without a JSON tree or a lexer's token buffer (the tree was half of a raise's cost, and
+// nlohmann's SAX lexer, which replaced it, then 40% of the daemon's: docs/BENCHMARKS.md).
+// Anything else — another method, an extra or repeated key, an escape in a key or an id, a type
+// the full path would reject, a malformed line — makes the parse give up, and the caller parses
+// the line in full, so errors and rare shapes keep exactly one implementation. The payload is
+// decoded in full (escapes, surrogate pairs) and its UTF-8 checked as nlohmann checks it; the
+// protocol fuzzer holds the two to reading the same. Pure; no I/O.
 #pragma once
 
 #include <cstdint>
