@@ -69,6 +69,7 @@ void Hub::disconnect(ClientId id) {
   clients_.erase(it);
   if (!c->name.empty()) named_.erase(c->name);
   c->subscriptions.clear();
+  std::size_t dropped_with_it = c->queue.size();
   reindex(*c);  // out of index_ and of every pool
   if (c->in_deadlines) deadlines_.erase({c->deadline_at, id});
   // Every one-of event it held goes to someone else, in the order it was given.
@@ -79,7 +80,18 @@ void Hub::disconnect(ClientId id) {
     c->unacked.erase(p);
     give_back(std::move(pending), Return::disconnected, std::nullopt);
   }
+  c->queue.clear();
+  dequeued(dropped_with_it);
   flush_dead_letters();
+}
+
+void Hub::dequeued(std::size_t n) {
+  queued_total_ -= n;
+  if (queued_total_ == 0 && queued_peak_ > 0) {
+    std::size_t peak = queued_peak_;
+    queued_peak_ = 0;
+    if (drained_ && drained_threshold_ > 0 && peak >= drained_threshold_) drained_(peak);
+  }
 }
 
 Result<void> Hub::hello(ClientId id, const std::string& name, const std::string& group) {
@@ -331,6 +343,7 @@ std::optional<Outgoing> Hub::pop(ClientId id) {
   while (!c->queue.empty()) {
     Queued q = std::move(c->queue.front());
     c->queue.pop_front();
+    dequeued(1);
     if (q.delivery > 0) {
       // A one-of event that came back while it sat here (its ack deadline passed) went on.
       auto it = c->unacked.find(q.seq);
@@ -355,6 +368,7 @@ bool Hub::wants(const Client& c, const Event& e, bool ack_only) const {
 void Hub::enqueue(Client& c, Queued item) {
   bool was_empty = c.queue.empty() && c.overflow.dropped == 0;
   c.queue.push_back(std::move(item));
+  queued_peak_ = std::max(queued_peak_, ++queued_total_);
   if (was_empty && c.wake) c.wake();
 }
 
@@ -391,6 +405,7 @@ std::size_t Hub::broadcast(const EventPtr& event) {
       }
       note_drop(*c, victim->seq, victim->signal);
       c->queue.erase(victim);
+      --queued_total_;  // (the event that replaces it comes next: the total is not 0 here)
     }
     enqueue(*c, Queued{line, event->seq, event->signal, 0});
     ++queued;

@@ -140,6 +140,16 @@ class Hub {
   // Called when the earliest ack deadline may have moved earlier (to re-arm a timer).
   void set_deadline_changed(std::function<void()> fn) { deadline_changed_ = std::move(fn); }
 
+  // ---- memory after a burst (SPEC §5) ----
+  // Called once every client's queue is empty again after the queues together held at least
+  // `threshold` events: the moment to give what the burst took back to the system. `peak` is
+  // the most they held. Called from inside pop() or disconnect(): defer the work.
+  void set_drained(std::size_t threshold, std::function<void(std::size_t peak)> fn) {
+    drained_threshold_ = threshold;
+    drained_ = std::move(fn);
+  }
+  std::size_t queued() const { return queued_total_; }
+
   // ---- introspection (status, metrics, tests) ----
   struct ClientInfo {
     ClientId id;
@@ -277,6 +287,11 @@ class Hub {
   std::set<std::pair<std::chrono::steady_clock::time_point, ClientId>> deadlines_;
   std::function<void()> deadline_changed_;
   std::vector<DeadLetter> dead_;  // raised at the end of the operation that made them
+  std::size_t queued_total_ = 0;  // events in every client's queue
+  std::size_t queued_peak_ = 0;   // since the queues were last empty
+  std::size_t drained_threshold_ = 0;
+  std::function<void(std::size_t)> drained_;
+  void dequeued(std::size_t n);
   EventEncoder encoder_;
 };
 

@@ -40,10 +40,14 @@ thread_local bool pool_gone = false;  // trivially destructible: readable while 
 struct LinePool {
   std::array<FreeBlock*, kClasses> free{};
   std::size_t bytes = 0;
-  ~LinePool() {
+  void clear() {
     for (FreeBlock*& head : free) {
       while (head != nullptr) ::operator delete(std::exchange(head, head->next));
     }
+    bytes = 0;
+  }
+  ~LinePool() {
+    clear();
     pool_gone = true;  // lines freed later in the thread's exit go back to the heap
   }
 };
@@ -83,6 +87,10 @@ Line::Line(std::string_view text) {
   if (memory == nullptr) memory = ::operator new(total);
   block_ = ::new (memory) Block{1, text.size()};
   std::memcpy(block_->bytes(), text.data(), text.size());
+}
+
+void Line::release_pool() {
+  if (LinePool* pool = line_pool()) pool->clear();
 }
 
 void Line::release(Block* block) {

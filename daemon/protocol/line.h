@@ -34,6 +34,9 @@ class Line {
   }
   explicit operator bool() const { return block_ != nullptr; }
 
+  // Gives this thread's pooled blocks back to the heap (after a burst, before malloc_trim).
+  static void release_pool();
+
  private:
   struct Block {
     std::size_t refs;

@@ -479,5 +479,31 @@ TEST_F(CreditTest, AcksOutOfOrderKeepTheDeadlinesOfTheRest) {
   EXPECT_EQ(hub.client_info(a)->unacked, 1u);
 }
 
+// Memory after a burst (SPEC §5): the hub says when every queue is empty again after holding at
+// least the threshold, once per burst, whether the queues drained by writing or by leaving.
+TEST_F(HubTest, SaysOnceWhenTheQueuesAreEmptyAgainAfterABurst) {
+  hub.set_limits({.queue = 100, .backlog = 3, .subscriptions = 2, .ack_timeout = 10s});
+  std::vector<std::size_t> peaks;
+  hub.set_drained(5, [&](std::size_t peak) { peaks.push_back(peak); });
+  ClientId a = client();
+  ClientId b = client();
+  ASSERT_TRUE(hub.subscribe(a, spec({5})).ok());
+  ASSERT_TRUE(hub.subscribe(b, spec({5})).ok());
+  hub.broadcast(event(5));
+  seqs(a);
+  seqs(b);
+  EXPECT_TRUE(peaks.empty()) << "2 queued is no burst";
+  for (int i = 0; i < 4; ++i) hub.broadcast(event(5));
+  EXPECT_EQ(hub.queued(), 8u);
+  seqs(a);
+  EXPECT_TRUE(peaks.empty()) << "b still holds 4";
+  hub.disconnect(b);
+  EXPECT_EQ(peaks, std::vector<std::size_t>{8});
+  EXPECT_EQ(hub.queued(), 0u);
+  hub.broadcast(event(5));
+  seqs(a);
+  EXPECT_EQ(peaks.size(), 1u) << "a new burst must reach the threshold again";
+}
+
 }  // namespace
 }  // namespace tocsin
