@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -116,6 +117,10 @@ struct NameCache::Shared {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Request> queue;
+  // The request being looked up. It stays here, not on the lookup thread's stack, so that a stop
+  // during the lookup destroys it on the reactor's thread: its `done` holds the accepted socket,
+  // whose destructor must not run on another thread while the reactor is torn down.
+  std::optional<Request> in_flight;
   bool stopped = false;
   bool running = false;
   asio::io_context* io = nullptr;
@@ -154,23 +159,29 @@ void lookup_loop(std::shared_ptr<NameCache::Shared> s) {
   while (true) {
     s->cv.wait(lock, [&] { return s->stopped || !s->queue.empty(); });
     if (s->stopped) return;
-    NameCache::Shared::Request r = std::move(s->queue.front());
+    s->in_flight = std::move(s->queue.front());
     s->queue.pop_front();
+    Peer& peer = s->in_flight->peer;
     // Names another request brought meanwhile are used; the rest are looked up, unlocked.
     const auto now = Clock::now();
-    if (!from_cache(*s, r.peer, now)) {
+    if (!from_cache(*s, peer, now)) {
+      const uid_t uid = peer.uid;
+      const std::vector<gid_t> gids = peer.gids;
       lock.unlock();
-      std::string user = lookup_user(r.peer.uid);
+      std::string user = lookup_user(uid);
       std::vector<std::string> groups;
-      for (gid_t g : r.peer.gids) groups.push_back(lookup_group(g));
+      for (gid_t g : gids) groups.push_back(lookup_group(g));
       lock.lock();
       ++s->lookups;
-      s->users.put(r.peer.uid, user, now);
-      for (std::size_t i = 0; i < groups.size(); ++i) s->groups.put(r.peer.gids[i], groups[i], now);
-      r.peer.user = std::move(user);
-      r.peer.groups = std::move(groups);
+      s->users.put(uid, user, now);
+      for (std::size_t i = 0; i < groups.size(); ++i) s->groups.put(gids[i], groups[i], now);
+      if (s->stopped) return;  // ~NameCache destroyed the request, on the reactor's thread
+      s->in_flight->peer.user = std::move(user);
+      s->in_flight->peer.groups = std::move(groups);
     }
     if (s->stopped) return;
+    NameCache::Shared::Request r = std::move(*s->in_flight);
+    s->in_flight.reset();
     finish(r.peer, r.admin_group);
     asio::post(*s->io, [done = std::move(r.done), peer = std::move(r.peer)]() mutable {
       done(std::move(peer));
@@ -189,6 +200,7 @@ NameCache::~NameCache() {
     std::lock_guard lock(shared_->mu);
     shared_->stopped = true;
     shared_->queue.clear();
+    shared_->in_flight.reset();
   }
   shared_->cv.notify_all();
 }

@@ -246,6 +246,7 @@ class Runtime(object):
             self._workers.append(t)
         flusher = threading.Thread(target=self._flusher, name="tocsin-acks", daemon=True)
         flusher.start()
+        self._flusher_thread = flusher
         failures = 0
         while not self._stop.is_set():
             try:
@@ -341,6 +342,11 @@ class Runtime(object):
             t.join(10)
         self._workers = []
         self._ack_waiting.set()
+        # Joined too: when stop() returns, no thread of this runtime is left running.
+        flusher = getattr(self, "_flusher_thread", None)
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(10)
+        self._flusher_thread = None
 
     # -- reader -> workers -------------------------------------------------------------------
     def _on_events(self, conn, batch):
