@@ -265,7 +265,11 @@ TEST_F(MetricsHttpTest, PromtoolFindsNothingWrongWithTheExposition) {
   if (promtool.empty()) {
     GTEST_SKIP() << "promtool not installed (Debian package prometheus; scripts/deps test)";
   }
-  start();
+  // Sources of several kinds, an `at` entry already past (state "passed"), a cron state file.
+  start(std::string(kConfig) + "state_dir: " + dir.file("state") +
+        "\ntimers: [{id: t1, signal: 5, every: 1h}]\n"
+        "at: [{id: past, signal: 5, time: \"2000-01-01T00:00:00Z\"}]\n"
+        "cron: [{id: c1, signal: 5, schedule: \"0 0 1 1 *\", missed: once}]\n");
   // Something in every family: a subscriber, a one-of event acked, an exec child run.
   LineClient worker(sock);
   worker.call("hello", {{"name", "worker-1"}});
@@ -297,6 +301,12 @@ TEST_F(MetricsHttpTest, PromtoolFindsNothingWrongWithTheExposition) {
   EXPECT_TRUE(std::regex_search(
       text, std::regex(R"(\ntocsin_subscriber_unacked\{client="[0-9]+",name="worker-1"\} 0\n)")))
       << text;
+  EXPECT_EQ(sample_value(text, R"(tocsin_sources{kind="timer",state="ok"})"), 1) << text;
+  EXPECT_EQ(sample_value(text, R"(tocsin_sources{kind="at",state="passed"})"), 1) << text;
+  EXPECT_EQ(sample_value(text, R"(tocsin_sources{kind="at",state="ok"})"), 0) << text;
+  EXPECT_EQ(sample_value(text, R"(tocsin_sources{kind="cron",state="ok"})"), 1) << text;
+  EXPECT_EQ(sample_value(text, R"(tocsin_state_file_failing{file="cron"})"), 0) << text;
+  EXPECT_GT(sample_value(text, "process_start_time_seconds"), 1.6e9) << text;
   const std::string file = dir.write("metrics.txt", text);
   const std::string out = dir.file("promtool.out");
   int rc = std::system((promtool + " check metrics < " + file + " > " + out + " 2>&1").c_str());
