@@ -40,13 +40,25 @@ signals:
   8: {name: odd, handlers: [{exec: ["/nonexistent/a\"b\\c"]}]}
 )Y";
 
-int connect_tcp(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+// A connection to the loopback address (::1 with v6), or -1.
+int connect_tcp(int port, bool v6 = false) {
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<std::uint16_t>(port));
+    a->sin6_addr = in6addr_loopback;
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<std::uint16_t>(port));
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof *a;
+  }
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&storage), len) != 0) {
     ::close(fd);
     return -1;
   }
@@ -151,8 +163,8 @@ Response read_response(int fd, bool head_request = false, bool expect_close = fa
 
 // One request on a connection of its own, closed after the response.
 Response request(int port, const std::string& method, const std::string& target,
-                 const std::string& extra_headers = "") {
-  int fd = connect_tcp(port);
+                 const std::string& extra_headers = "", bool v6 = false) {
+  int fd = connect_tcp(port, v6);
   if (fd < 0) return {};
   std::string req = method + " " + target +
                     " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + extra_headers +
@@ -517,6 +529,41 @@ TEST_F(MetricsHttpTest, AReloadRebindsABadAddressKeepsTheOld) {
   std::string endpoint = admin.call("status")["result"].value("metrics", "");
   EXPECT_EQ(endpoint.rfind("[::1]:", 0), 0u) << endpoint;
   EXPECT_LT(connect_tcp(old_port), 0) << "the old address still listens";
+  const int v6_port = std::atoi(endpoint.c_str() + endpoint.rfind(':') + 1);
+  EXPECT_EQ(request(v6_port, "GET", "/metrics", "", /*v6=*/true).status, 200) << d.log();
+  auto with_listen = [](const std::string& listen) {
+    return std::regex_replace(std::string(kConfig), std::regex("127\\.0\\.0\\.1:0"), listen);
+  };
+  // An address taken by another process: the reload fails, the endpoint stays.
+  int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int taken_port = ntohs(addr.sin_port);
+  dir.write("tocsin.yaml", with_listen("127.0.0.1:" + std::to_string(taken_port)));
+  r = admin.call("reload");
+  ASSERT_TRUE(r.contains("error")) << r.dump();
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("Address already in use"),
+            std::string::npos)
+      << r.dump();
+  ::close(taken);
+  EXPECT_EQ(admin.call("status")["result"].value("metrics", ""), endpoint);
+  EXPECT_EQ(request(v6_port, "GET", "/metrics", "", /*v6=*/true).status, 200) << d.log();
+  // 0.0.0.0:P to 127.0.0.1:P overlaps the old listener: moved all the same.
+  const int shared = free_port();
+  dir.write("tocsin.yaml", with_listen("0.0.0.0:" + std::to_string(shared)));
+  ASSERT_TRUE(admin.call("reload").contains("result")) << d.log();
+  dir.write("tocsin.yaml", with_listen("127.0.0.1:" + std::to_string(shared)));
+  r = admin.call("reload");
+  ASSERT_TRUE(r.contains("result")) << r.dump() << d.log();
+  EXPECT_EQ(admin.call("status")["result"].value("metrics", ""),
+            "127.0.0.1:" + std::to_string(shared));
+  EXPECT_EQ(request(shared, "GET", "/metrics").status, 200) << d.log();
+  endpoint = "127.0.0.1:" + std::to_string(shared);
   // A bad address: the reload fails with file:line:column, the endpoint stays.
   dir.write("tocsin.yaml", std::regex_replace(std::string(kConfig), std::regex("127\\.0\\.0\\.1:0"),
                                               "127.0.0.1:70000"));
