@@ -197,8 +197,10 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     if (!table) return failed(table.error());
     if (auto r = sources_.check_config(next); !r) return failed(r.error());
     // A new metrics address is bound before anything changes: one that cannot be bound fails
-    // the reload, and the old endpoint keeps serving.
-    const bool metrics_changed = next.metrics != config_.metrics;
+    // the reload, and the old endpoint keeps serving. (An endpoint lost by a failed rebind is
+    // bound again by the next reload.)
+    const bool metrics_changed =
+        next.metrics != config_.metrics || (next.metrics && !metrics_http_);
     std::unique_ptr<MetricsHttp> next_http;
     if (metrics_changed && next.metrics) {
       auto http = rebind_metrics(*next.metrics);
