@@ -15,6 +15,7 @@
 #include "os/process.h"
 #include "os/systemd.h"
 #include "plugins/registry.h"
+#include "server/metrics_http.h"
 #include "server/server.h"
 #include "tocsin/event_source.h"
 #include "tocsin/plugin.h"
@@ -97,6 +98,13 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
         !r) {
       return r;
     }
+    if (config.metrics) {
+      auto http = bind_metrics(*config.metrics);
+      if (!http) return http.error();
+      metrics_http_ = std::move(http.value());
+      metrics_http_->start();
+      spdlog::info("metrics: listening on http://{}/metrics", metrics_http_->endpoint());
+    }
     // Last: @reboot jobs fire now, with the table and the socket in place.
     if (auto r = sources_.apply_config(config, /*at_start=*/true); !r) return r;
     config_ = std::move(config);
@@ -141,6 +149,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     watchdog_timer_.cancel();
     spdlog::info("stopping: {} client(s), {} child process(es)", server_.sessions(),
                  supervisor_.live());
+    metrics_http_.reset();
     sources_.stop();
     plugins_.stop_all();
     // Removing the handlers drops exec queues (logged, counted) and lets no new child start;
@@ -202,6 +211,17 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     auto table = build(next, &dispatcher_.table());
     if (!table) return failed(table.error());
     if (auto r = sources_.check_config(next); !r) return failed(r.error());
+    // A new metrics address is bound before anything changes: one that cannot be bound fails
+    // the reload, and the old endpoint keeps serving. (An endpoint lost by a failed rebind is
+    // bound again by the next reload.)
+    const bool metrics_changed =
+        next.metrics != config_.metrics || (next.metrics && !metrics_http_);
+    std::unique_ptr<MetricsHttp> next_http;
+    if (metrics_changed && next.metrics) {
+      auto http = rebind_metrics(*next.metrics);
+      if (!http) return failed(http.error());
+      next_http = std::move(http.value());
+    }
     if (next.socket.path != config_.socket.path || next.socket.mode != config_.socket.mode ||
         next.socket.group != config_.socket.group) {
       spdlog::warn("reload: socket settings changed; they take effect at the next start");
@@ -217,6 +237,15 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
       // The table is in place; a plugin that cannot take its new settings keeps running with
       // its old ones (or not at all) and says so.
       spdlog::error("reload: {}", r.error().message);
+    }
+    if (metrics_changed) {
+      if (metrics_http_)
+        spdlog::info("metrics: no longer listening on {}", metrics_http_->endpoint());
+      metrics_http_ = std::move(next_http);
+      if (metrics_http_) {
+        metrics_http_->start();
+        spdlog::info("metrics: listening on http://{}/metrics", metrics_http_->endpoint());
+      }
     }
     hub_.set_limits(hub_limits(next.limits));
     server_.set_limits(next.limits);
@@ -239,6 +268,9 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   }
   SourceRegistry& sources() override { return sources_; }
   nlohmann::json plugins_status() const override { return plugins_.status(); }
+  std::string metrics_endpoint() const override {
+    return metrics_http_ ? metrics_http_->endpoint() : std::string();
+  }
 
   Result<void> register_target(SignalId signal, const config::TargetHandler& target) override {
     for (const auto& [s, t] : runtime_targets_) {
@@ -336,6 +368,29 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
     ::malloc_trim(0);
   }
 
+  Result<std::unique_ptr<MetricsHttp>> bind_metrics(const config::MetricsSpec& spec) {
+    return MetricsHttp::bind(io_, spec, [this] { return server_.metrics_text(); });
+  }
+
+  // For a reload: a new address may overlap the old one (0.0.0.0:9750 -> 127.0.0.1:9750), which
+  // cannot be bound while the old listens; then the old is closed first, and bound again if the
+  // new one still fails.
+  Result<std::unique_ptr<MetricsHttp>> rebind_metrics(const config::MetricsSpec& spec) {
+    auto http = bind_metrics(spec);
+    if (http || !metrics_http_ || metrics_http_->spec().port != spec.port) return http;
+    const config::MetricsSpec old = metrics_http_->spec();
+    metrics_http_.reset();
+    http = bind_metrics(spec);
+    if (http) return http;
+    if (auto back = bind_metrics(old)) {
+      metrics_http_ = std::move(back.value());
+      metrics_http_->start();
+    } else {
+      spdlog::error("metrics: cannot listen on {} again: {}", old.listen, back.error().message);
+    }
+    return http;
+  }
+
   static Hub::Limits hub_limits(const config::Limits& l) {
     return Hub::Limits{static_cast<std::size_t>(l.subscriber_queue),
                        static_cast<std::size_t>(l.backlog),
@@ -353,6 +408,7 @@ class Daemon::Impl final : public ServerHost, public PluginHost {
   os::ProcessSupervisor supervisor_;
   SourceRegistry sources_;
   Server server_;
+  std::unique_ptr<MetricsHttp> metrics_http_;
   PluginRegistry plugins_;
   std::string state_dir_;
   asio::steady_timer stop_timer_;

@@ -441,15 +441,20 @@ void print_status(const Json& r) {
   }
   field("config", str(r.value("config", Json())));
   field("socket", str(r.value("socket", Json())));
+  if (auto m = r.value("metrics", Json()); m.is_string()) {
+    field("metrics", "http://" + m.get<std::string>() + "/metrics");
+  } else {
+    field("metrics", "off");
+  }
   for (const char* key : {"clients", "children", "backlog", "waiters"}) {
     field(key, str(r.value(key, Json())));
   }
   field("last seq", str(r.value("last_seq", Json())));
   // Whatever a newer daemon adds is shown too rather than hidden.
-  static const char* kShown[] = {"version",       "pid",        "uptime_ms", "config",
-                                 "socket",        "clients",    "children",  "backlog",
-                                 "waiters",       "last_seq",   "sources",   "plugins",
-                                 "file_monitors", "cron_state", "at_state",  "clients_detail"};
+  static const char* kShown[] = {
+      "version", "pid",           "uptime_ms",  "config",   "socket",        "metrics",
+      "clients", "children",      "backlog",    "waiters",  "last_seq",      "sources",
+      "plugins", "file_monitors", "cron_state", "at_state", "clients_detail"};
   for (const auto& [key, value] : r.items()) {
     if (std::find(std::begin(kShown), std::end(kShown), key) == std::end(kShown)) {
       field(key, str(value));

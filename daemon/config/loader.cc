@@ -73,8 +73,9 @@ namespace {
 
 using spec::Keys;
 
-constexpr std::string_view kFixedTopKeys[] = {"socket",  "limits",      "log",    "state_dir",
-                                              "plugin_path", "signals", "plugins"};
+constexpr std::string_view kFixedTopKeys[] = {"socket",      "limits",  "log",     "state_dir",
+                                              "plugin_path", "signals", "plugins", "metrics"};
+constexpr std::string_view kMetricsKeys[] = {"listen"};
 constexpr std::string_view kSocketKeys[] = {"path", "mode", "group", "admin_group"};
 constexpr std::string_view kLimitKeys[] = {"clients", "line_bytes",    "subscriber_queue",
                                            "backlog", "payload_bytes", "subscriptions",
@@ -270,6 +271,7 @@ class Parser final : public spec::SignalNames {
   void socket(const spec::Value& v);
   void limits(const spec::Value& v);
   void log(const spec::Value& v);
+  void metrics(const spec::Value& v);
   void signals(const spec::Field& e);
   std::optional<SignalSpec> signal_entry(const spec::Field& e, SignalId number);
   std::optional<HandlerSpec> handler(const spec::Value& v);
@@ -498,6 +500,8 @@ void Parser::top(const YAML::Node& root) {
       limits(v);
     } else if (e.key == "log") {
       log(v);
+    } else if (e.key == "metrics") {
+      metrics(v);
     } else if (e.key == "state_dir") {
       if (auto dir = r_.nonempty_text(v, "a directory path")) config_.state_dir = *dir;
     } else if (e.key == "plugin_path") {
@@ -640,6 +644,27 @@ void Parser::limits(const spec::Value& v) {
       if (key == f.key) out.*member = *n;
     }
   }
+}
+
+void Parser::metrics(const spec::Value& v) {
+  auto fields = r_.mapping(v, kMetricsKeys, spec::IfNull::error,
+                           "a mapping such as {listen: \"127.0.0.1:9750\"}");
+  if (!fields) return;
+  bool listen = false;
+  for (const spec::Field& f : *fields) {
+    listen = true;
+    auto text = r_.nonempty_text(f.value, "an ADDRESS:PORT such as \"127.0.0.1:9750\"");
+    if (!text) continue;
+    std::string why;
+    std::optional<MetricsSpec> spec = parse_listen_address(*text, &why);
+    if (!spec) {
+      r_.fail(f.value, why);
+      continue;
+    }
+    spec->where = r_.location(f.value.at);
+    config_.metrics = std::move(*spec);
+  }
+  if (!listen) r_.missing(v, "listen", "the ADDRESS:PORT to serve GET /metrics on");
 }
 
 void Parser::log(const spec::Value& v) {

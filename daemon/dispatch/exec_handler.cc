@@ -24,6 +24,7 @@ struct ExecHandler::State {
   std::vector<Run> running;  // in start order
   std::deque<EventPtr> queue;
   bool retired = false;  // the handler was removed (reload); no new starts
+  Histogram durations{kExecDurationBuckets};
 };
 
 namespace {
@@ -44,6 +45,7 @@ void on_exit(const std::shared_ptr<State>& state, pid_t pid, const os::ChildExit
   if (it == s.running.end()) return;  // cannot happen: every start registers its run
   EventPtr event = it->event;
   s.running.erase(it);
+  s.durations.observe(exit.elapsed);
   SignalCounters& counters = s.stats[event->signal];
   if (exit.success()) {
     ++counters.delivered;
@@ -186,5 +188,6 @@ Result<void> ExecHandler::handle(const EventPtr& event) {
 std::string ExecHandler::describe() const { return state_->label; }
 std::size_t ExecHandler::running() const { return state_->running.size(); }
 std::size_t ExecHandler::queued() const { return state_->queue.size(); }
+const Histogram& ExecHandler::durations() const { return state_->durations; }
 
 }  // namespace tocsin

@@ -9,6 +9,7 @@
 //   skip  — it is dropped, logged and counted;
 //   kill  — the oldest running child's process group is killed and the event starts once that
 //           child is reaped.
+// Each child's run time goes into durations() when it exits.
 // Counting: delivered on exit 0; failed on spawn error, exit != 0, timeout or death by signal;
 // dropped for events skipped or pushed out of the queue (or killed by overlap: kill).
 //
@@ -19,6 +20,7 @@
 
 #include <memory>
 
+#include "dispatch/histogram.h"
 #include "os/process.h"
 #include "tocsin/config.h"
 #include "tocsin/dispatcher.h"
@@ -36,6 +38,8 @@ class ExecHandler final : public Handler {
 
   std::size_t running() const;
   std::size_t queued() const;
+  // Every child's run time, spawn to exit, whatever the outcome (tocsin_exec_duration_seconds).
+  const Histogram& durations() const;
 
   struct State;
 

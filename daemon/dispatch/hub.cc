@@ -263,11 +263,20 @@ Result<void> Hub::ack(ClientId id, std::uint64_t seq) {
                  ErrorCode::not_found};
   }
   ++stats_[p->event->signal].delivered;
+  observe_ack(*p, clock_.steady_now());
   trim_held(*c);
   unpool(*c);
   pool(*c);
   if (!backlog_.empty()) drain_backlogs();
   return ok();
+}
+
+void Hub::observe_ack(const Pending& p, std::chrono::steady_clock::time_point now) {
+  auto it = ack_durations_.find(p.event->signal);
+  if (it == ack_durations_.end()) {
+    it = ack_durations_.emplace(p.event->signal, Histogram(kAckDurationBuckets)).first;
+  }
+  it->second.observe(now - p.given);
 }
 
 Hub::Settled Hub::ack_many(ClientId id, const std::vector<std::uint64_t>& seqs) {
@@ -277,9 +286,11 @@ Hub::Settled Hub::ack_many(ClientId id, const std::vector<std::uint64_t>& seqs) 
     out.not_held = seqs;
     return out;
   }
+  const auto now = clock_.steady_now();
   for (std::uint64_t seq : seqs) {
     if (auto p = settle(*c, seq)) {
       ++stats_[p->event->signal].delivered;
+      observe_ack(*p, now);
       ++out.done;
     } else {
       out.not_held.push_back(seq);
@@ -465,8 +476,9 @@ bool Hub::assign(const EventPtr& event, const config::TargetHandler& target,
 
 void Hub::give(Client& c, const EventPtr& event, const config::TargetHandler& target,
                std::uint32_t delivery) {
-  auto deadline = clock_.steady_now() + limits_.ack_timeout;
-  c.unacked.insert_or_assign(event->seq, Pending{event, target, delivery});
+  const auto now = clock_.steady_now();
+  auto deadline = now + limits_.ack_timeout;
+  c.unacked.insert_or_assign(event->seq, Pending{event, target, delivery, now});
   c.held.push_back(Held{event->seq, delivery, deadline});
   c.tick = ++tick_;
   unpool(c);

@@ -43,11 +43,12 @@
 #include <utility>
 #include <vector>
 
+#include "dispatch/histogram.h"
 #include "protocol/event_encoder.h"
-#include "tocsin/dispatcher.h"
 #include "protocol/line.h"
 #include "tocsin/clock.h"
 #include "tocsin/config.h"
+#include "tocsin/dispatcher.h"
 #include "tocsin/result.h"
 #include "tocsin/signal.h"
 #include "tocsin/signal_table.h"
@@ -165,6 +166,9 @@ class Hub {
   std::optional<ClientInfo> client_info(ClientId id) const;
   std::size_t client_count() const { return clients_.size(); }
   std::size_t backlog_size() const;
+  // Per signal: one-of events from when they were given to a client to their ack
+  // (tocsin_ack_duration_seconds). Signals with no ack yet have none.
+  const std::map<SignalId, Histogram>& ack_durations() const { return ack_durations_; }
 
  private:
   struct Client;
@@ -188,6 +192,7 @@ class Hub {
     EventPtr event;
     config::TargetHandler target;
     std::uint32_t delivery = 1;  // this delivery's number
+    std::chrono::steady_clock::time_point given;  // when give() handed it out
   };
   // A holder's unacked events in the order they were given, which is deadline order while
   // ack_timeout stays the same. Entries settled since are skipped when they reach the front.
@@ -266,6 +271,7 @@ class Hub {
   void drain_backlogs();
   void drain_backlog(std::map<BacklogKey, std::deque<Backlogged>>::iterator it);
   void flush_dead_letters();
+  void observe_ack(const Pending& p, std::chrono::steady_clock::time_point now);
 
   const Clock& clock_;
   SignalStats& stats_;
@@ -293,6 +299,7 @@ class Hub {
   std::function<void(std::size_t)> drained_;
   void dequeued(std::size_t n);
   EventEncoder encoder_;
+  std::map<SignalId, Histogram> ack_durations_;
 };
 
 }  // namespace tocsin

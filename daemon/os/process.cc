@@ -187,8 +187,8 @@ class Child : public std::enable_shared_from_this<Child> {
       info.si_code = 0;
     }
     reaped_ = true;
-    exit_.runtime =
-        std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_);
+    exit_.elapsed = steady_clock::now() - started_;
+    exit_.runtime = std::chrono::duration_cast<milliseconds>(exit_.elapsed);
     if (info.si_code == CLD_EXITED) {
       exit_.exit_code = info.si_status;
     } else if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {

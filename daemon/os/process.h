@@ -40,6 +40,7 @@ struct ChildExit {
   bool timed_out = false;
   bool killed = false;   // killed by kill()/kill_all() (overlap: kill, stop)
   std::chrono::milliseconds runtime{0};
+  std::chrono::nanoseconds elapsed{0};  // the same, unrounded (metrics)
   bool success() const { return exit_code == 0 && !timed_out && !killed; }
   // "exit 0", "exit 3", "killed by SIGKILL (timeout 200ms)", ...
   std::string describe() const;

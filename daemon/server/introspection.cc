@@ -2,10 +2,15 @@
 
 #include <unistd.h>
 
+#include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <map>
 #include <unordered_map>
 
+#include "dispatch/exec_handler.h"
 #include "dispatch/hub.h"
+#include "os/proc_self.h"
 #include "server/json_node.h"
 #include "server/server_core.h"
 #include "server/session.h"
@@ -105,6 +110,8 @@ Json status(methods::Context& ctx, const Json&) {
               {"last_seq", core.host.dispatcher().last_seq()},
               {"config", core.host.config().file},
               {"socket", core.path},
+              {"metrics",
+               core.host.metrics_endpoint().empty() ? Json() : Json(core.host.metrics_endpoint())},
               {"clients", core.hub.client_count()},
               {"children", core.host.children()},
               {"backlog", core.hub.backlog_size()},
@@ -117,6 +124,109 @@ Json status(methods::Context& ctx, const Json&) {
   result["clients_detail"] = std::move(clients);
   return result_reply(ctx.id, std::move(result));
 }
+
+namespace {
+
+// Prometheus text format 0.0.4 (docs/metrics.md): label values escape \, " and newlines; HELP
+// text escapes \ and newlines.
+std::string escape(std::string_view text, bool quote) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && quote) {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+std::string format_labels(const Labels& labels) {
+  if (labels.empty()) return {};
+  std::string out = "{";
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0) out += ',';
+    out += labels[i].first + "=\"" + escape(labels[i].second, true) + "\"";
+  }
+  return out + "}";
+}
+
+std::string format_value(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
+  char buf[32];  // the shortest text that reads back as v: 0.005, not 0.0050000000000000001
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += escape(help, false);
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, std::string_view name, const Labels& labels, std::string_view value) {
+  out += name;
+  out += format_labels(labels);
+  out += ' ';
+  out += value;
+  out += '\n';
+}
+void sample(std::string& out, std::string_view name, const Labels& labels, std::uint64_t value) {
+  sample(out, name, labels, std::to_string(value));
+}
+
+// One histogram's _bucket, _sum and _count lines.
+void histogram(std::string& out, std::string_view name, const Labels& labels, const Histogram& h) {
+  const std::string bucket = std::string(name) + "_bucket";
+  for (std::size_t i = 0; i < h.bounds().size(); ++i) {
+    Labels l = labels;
+    l.emplace_back("le", format_value(h.bounds()[i]));
+    sample(out, bucket, l, h.cumulative(i));
+  }
+  Labels l = labels;
+  l.emplace_back("le", "+Inf");
+  sample(out, bucket, l, h.count());
+  sample(out, std::string(name) + "_sum", labels, format_value(h.sum()));
+  sample(out, std::string(name) + "_count", labels, h.count());
+}
+
+// The standard process_* families of Prometheus' client libraries.
+void process_metrics(std::string& out) {
+  auto self = os::read_proc_self();
+  if (!self) return;
+  family(out, "process_cpu_seconds_total", "counter",
+         "Total user and system CPU time spent in seconds.");
+  sample(out, "process_cpu_seconds_total", {}, format_value(self->cpu_seconds));
+  family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+  sample(out, "process_open_fds", {}, self->open_fds);
+  if (self->max_fds) {
+    family(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    sample(out, "process_max_fds", {}, *self->max_fds);
+  }
+  family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+  sample(out, "process_virtual_memory_bytes", {}, self->virtual_bytes);
+  family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  sample(out, "process_resident_memory_bytes", {}, self->resident_bytes);
+  family(out, "process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.");
+  sample(out, "process_start_time_seconds", {}, format_value(self->start_time_seconds));
+}
+
+}  // namespace
 
 std::string metrics_text(ServerCore& core) {
   std::string out;
@@ -137,52 +247,66 @@ std::string metrics_text(ServerCore& core) {
       {"tocsin_signal_unhandled_total", "Events with no handler and no waiter.",
        &SignalCounters::unhandled},
   };
-  auto label = [&](int n) {
+  // {signal, name}: the name only for a signal that has one.
+  auto signal_labels = [&](int n) {
+    Labels l{{"signal", std::to_string(n)}};
     const SignalEntry* e = t.find(static_cast<SignalId>(n));
-    std::string l = "{signal=\"" + std::to_string(n) + "\"";
-    if (e && !e->name.empty()) l += ",name=\"" + e->name + "\"";
-    return l + "}";
+    if (e && !e->name.empty()) l.emplace_back("name", e->name);
+    return l;
   };
   for (const auto& c : kCounters) {
-    out += std::string("# HELP ") + c.name + " " + c.help + "\n# TYPE " + c.name + " counter\n";
+    family(out, c.name, "counter", c.help);
     for (int n = 0; n < kSignalCount; ++n) {
       const SignalCounters& sc = stats[static_cast<SignalId>(n)];
       if (!t.find(static_cast<SignalId>(n)) && sc.raised == 0) continue;
-      out += c.name + label(n) + " " + std::to_string(sc.*(c.field)) + "\n";
+      sample(out, c.name, signal_labels(n), sc.*(c.field));
     }
   }
-  out +=
-      "# HELP tocsin_handler_runs_total Events given to a handler (index: its place in the "
-      "signal's list).\n# TYPE tocsin_handler_runs_total counter\n";
-  std::string failures =
-      "# HELP tocsin_handler_failures_total Handler runs that failed (error, exception, exit "
-      "status, timeout).\n# TYPE tocsin_handler_failures_total counter\n";
+  // Per handler: {signal, index (its place in the signal's list), handler (describe())}.
+  auto handler_labels = [](const SignalEntry& e, std::size_t i) {
+    return Labels{{"signal", std::to_string(e.number)},
+                  {"index", std::to_string(i)},
+                  {"handler", e.handlers[i]->describe()}};
+  };
+  family(out, "tocsin_handler_runs_total", "counter",
+         "Events given to a handler (index: its place in the signal's list).");
   for (const SignalEntry* e : t.entries()) {
     for (std::size_t i = 0; i < e->handlers.size(); ++i) {
-      std::string labels = "{signal=\"" + std::to_string(e->number) + "\",index=\"" +
-                           std::to_string(i) + "\",handler=\"" + e->handlers[i]->describe() + "\"}";
-      out += "tocsin_handler_runs_total" + labels + " " +
-             std::to_string(e->handlers[i]->counters().runs) + "\n";
-      failures += "tocsin_handler_failures_total" + labels + " " +
-                  std::to_string(e->handlers[i]->counters().failures) + "\n";
+      sample(out, "tocsin_handler_runs_total", handler_labels(*e, i),
+             e->handlers[i]->counters().runs);
     }
   }
-  out += failures;
-  out +=
-      "# HELP tocsin_events_total Events raised since the daemon started.\n"
-      "# TYPE tocsin_events_total counter\ntocsin_events_total " +
-      std::to_string(core.host.dispatcher().last_seq()) + "\n";
-  out += "# HELP tocsin_clients Connected clients.\n# TYPE tocsin_clients gauge\ntocsin_clients " +
-         std::to_string(core.hub.client_count()) + "\n";
-  out +=
-      "# HELP tocsin_children Running exec handler processes.\n"
-      "# TYPE tocsin_children gauge\ntocsin_children " +
-      std::to_string(core.host.children()) + "\n";
-  out +=
-      "# HELP tocsin_backlog_events One-of events waiting for a subscriber.\n"
-      "# TYPE tocsin_backlog_events gauge\ntocsin_backlog_events " +
-      std::to_string(core.hub.backlog_size()) + "\n";
-  // Each source kind's own metrics, grouped by name.
+  family(out, "tocsin_handler_failures_total", "counter",
+         "Handler runs that failed (error, exception, exit status, timeout).");
+  for (const SignalEntry* e : t.entries()) {
+    for (std::size_t i = 0; i < e->handlers.size(); ++i) {
+      sample(out, "tocsin_handler_failures_total", handler_labels(*e, i),
+             e->handlers[i]->counters().failures);
+    }
+  }
+  family(out, "tocsin_exec_duration_seconds", "histogram",
+         "Run time of exec handler children, from spawn to exit, whatever the outcome.");
+  for (const SignalEntry* e : t.entries()) {
+    for (std::size_t i = 0; i < e->handlers.size(); ++i) {
+      if (const auto* x = dynamic_cast<const ExecHandler*>(e->handlers[i].get())) {
+        histogram(out, "tocsin_exec_duration_seconds", handler_labels(*e, i), x->durations());
+      }
+    }
+  }
+  family(out, "tocsin_ack_duration_seconds", "histogram",
+         "One-of events: time from being given to a subscriber to its ack.");
+  for (const auto& [signal, h] : core.hub.ack_durations()) {
+    histogram(out, "tocsin_ack_duration_seconds", signal_labels(signal), h);
+  }
+  family(out, "tocsin_events_total", "counter", "Events raised since the daemon started.");
+  sample(out, "tocsin_events_total", {}, core.host.dispatcher().last_seq());
+  family(out, "tocsin_clients", "gauge", "Connected clients.");
+  sample(out, "tocsin_clients", {}, core.hub.client_count());
+  family(out, "tocsin_children", "gauge", "Running exec handler processes.");
+  sample(out, "tocsin_children", {}, core.host.children());
+  family(out, "tocsin_backlog_events", "gauge", "One-of events waiting for a subscriber.");
+  sample(out, "tocsin_backlog_events", {}, core.hub.backlog_size());
+  // Each source kind's own metrics (and tocsin_sources by kind and state), grouped by name.
   std::vector<MetricSample> samples;
   core.host.sources().metrics(samples);
   std::map<std::string, std::vector<const MetricSample*>> by_name;
@@ -193,53 +317,38 @@ std::string metrics_text(ServerCore& core) {
   }
   for (const std::string& name : order) {
     const MetricSample& first = *by_name[name].front();
-    out += "# HELP " + name + " " + first.help + "\n# TYPE " + name + " " +
-           (first.counter ? "counter" : "gauge") + "\n";
+    family(out, name, first.counter ? "counter" : "gauge", first.help);
     for (const MetricSample* m : by_name[name]) {
-      out += name;
-      if (!m->labels.empty()) {
-        out += '{';
-        for (std::size_t i = 0; i < m->labels.size(); ++i) {
-          if (i > 0) out += ',';
-          out += m->labels[i].first + "=\"" + m->labels[i].second + "\"";
-        }
-        out += '}';
-      }
-      char value[32];
-      std::snprintf(value, sizeof value, "%.17g", m->value);
-      out += std::string(" ") + value + "\n";
+      sample(out, name, m->labels, format_value(m->value));
     }
   }
+  // Per client: {client (its id), name (from hello; may be empty)}.
   auto clients = core.hub.clients();
-  out +=
-      "# HELP tocsin_subscriber_queue_depth Events queued for a client.\n"
-      "# TYPE tocsin_subscriber_queue_depth gauge\n";
-  for (const auto& c : clients) {
-    out += "tocsin_subscriber_queue_depth{client=\"" + std::to_string(c.id) + "\",name=\"" +
-           c.name + "\"} " + std::to_string(c.queue) + "\n";
+  struct ClientGauge {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::uint64_t (*value)(const Hub::ClientInfo&);
+  };
+  static constexpr ClientGauge kClientGauges[] = {
+      {"tocsin_subscriber_queue_depth", "gauge", "Events queued for a client.",
+       [](const Hub::ClientInfo& c) -> std::uint64_t { return c.queue; }},
+      {"tocsin_subscriber_unacked", "gauge", "One-of events a client holds unacknowledged.",
+       [](const Hub::ClientInfo& c) -> std::uint64_t { return c.unacked; }},
+      {"tocsin_subscriber_prefetch", "gauge",
+       "The most one-of events a client may hold unacknowledged (its credit).",
+       [](const Hub::ClientInfo& c) -> std::uint64_t { return c.prefetch; }},
+      {"tocsin_subscriber_dropped_total", "counter",
+       "Broadcast events dropped from a client's queue.",
+       [](const Hub::ClientInfo& c) -> std::uint64_t { return c.dropped; }},
+  };
+  for (const auto& g : kClientGauges) {
+    family(out, g.name, g.type, g.help);
+    for (const auto& c : clients) {
+      sample(out, g.name, {{"client", std::to_string(c.id)}, {"name", c.name}}, g.value(c));
+    }
   }
-  out +=
-      "# HELP tocsin_subscriber_unacked One-of events a client holds unacknowledged.\n"
-      "# TYPE tocsin_subscriber_unacked gauge\n";
-  for (const auto& c : clients) {
-    out += "tocsin_subscriber_unacked{client=\"" + std::to_string(c.id) + "\",name=\"" + c.name +
-           "\"} " + std::to_string(c.unacked) + "\n";
-  }
-  out +=
-      "# HELP tocsin_subscriber_prefetch The most one-of events a client may hold unacknowledged "
-      "(its credit).\n"
-      "# TYPE tocsin_subscriber_prefetch gauge\n";
-  for (const auto& c : clients) {
-    out += "tocsin_subscriber_prefetch{client=\"" + std::to_string(c.id) + "\",name=\"" +
-           c.name + "\"} " + std::to_string(c.prefetch) + "\n";
-  }
-  out +=
-      "# HELP tocsin_subscriber_dropped_total Broadcast events dropped from a client's queue.\n"
-      "# TYPE tocsin_subscriber_dropped_total counter\n";
-  for (const auto& c : clients) {
-    out += "tocsin_subscriber_dropped_total{client=\"" + std::to_string(c.id) + "\",name=\"" +
-           c.name + "\"} " + std::to_string(c.dropped) + "\n";
-  }
+  process_metrics(out);
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "os/unique_fd.h"
+#include "server/introspection.h"
 #include "server/methods.h"
 #include "server/server_core.h"
 #include "server/session.h"
@@ -310,5 +311,6 @@ void Server::stop(std::function<void()> done) {
 std::size_t Server::sessions() const { return core_->session_count(); }
 bool Server::offer_unhandled(const EventPtr& event) { return core_->offer_unhandled(event); }
 const std::string& Server::path() const { return core_->path; }
+std::string Server::metrics_text() const { return introspection::metrics_text(*core_); }
 
 }  // namespace tocsin

@@ -48,6 +48,8 @@ class ServerHost {
   virtual SourceRegistry& sources() = 0;
   // Each running plugin's own status, by name.
   virtual nlohmann::json plugins_status() const = 0;
+  // Where the Prometheus endpoint listens ("127.0.0.1:9750"), or "" when it is off.
+  virtual std::string metrics_endpoint() const { return {}; }
 };
 
 class Server {
@@ -71,6 +73,8 @@ class Server {
   // The dispatcher's unhandled sink: hands the event to the oldest matching `wait`.
   bool offer_unhandled(const EventPtr& event);
   const std::string& path() const;
+  // The Prometheus text of the `metrics` method (and of GET /metrics).
+  std::string metrics_text() const;
 
  private:
   std::unique_ptr<ServerCore> core_;

@@ -489,7 +489,27 @@ void SourceRegistry::status_sections(spec::Node& status) const {
 }
 
 void SourceRegistry::metrics(std::vector<MetricSample>& out) const {
-  for (const EventSource* k : kinds_) k->metrics(out);
+  // tocsin_sources{kind,state}: a kind reports the states other than ok it has (file monitors
+  // degraded, `at` entries fired...); the rest of its sources are ok.
+  static const std::string kSources = "tocsin_sources";
+  static const std::string kHelp = "Sources, by kind and state.";
+  for (const EventSource* k : kinds_) {
+    const std::size_t first = out.size();
+    k->metrics(out);
+    const std::string kind(k->kind().name());
+    double not_ok = 0;
+    for (std::size_t i = first; i < out.size(); ++i) {
+      if (out[i].name != kSources) continue;
+      not_ok += out[i].value;
+      out[i].help = kHelp;
+      out[i].labels.insert(out[i].labels.begin(), {"kind", kind});
+    }
+    out.push_back(MetricSample{kSources,
+                               kHelp,
+                               false,
+                               {{"kind", kind}, {"state", "ok"}},
+                               static_cast<double>(k->count()) - not_ok});
+  }
 }
 
 std::string SourceRegistry::summary() const {

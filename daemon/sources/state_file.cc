@@ -75,6 +75,14 @@ std::map<std::string, nlohmann::json> read_state(
   return entries;
 }
 
+void state_file_metric(const StateFileHealth& h, const char* file, std::vector<MetricSample>& out) {
+  out.push_back({"tocsin_state_file_failing",
+                 "1 while the last write of a state file (missed: once) failed, else 0.",
+                 false,
+                 {{"file", file}},
+                 h.error.empty() ? 0.0 : 1.0});
+}
+
 spec::Node health_node(const StateFileHealth& h) {
   spec::Node state = spec::Node::mapping();
   state.add("state", text(h.path.empty() ? "none" : h.error.empty() ? "ok" : "failing"));

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <thread>
 
+#include "tocsin/event_source.h"
 #include "tocsin/result.h"
 #include "tocsin/spec.h"
 
@@ -49,6 +50,9 @@ std::map<std::string, nlohmann::json> read_state(
 // before the first write, {"state":"ok","path":…}, or {"state":"failing","path":…,"error":…,
 // "failing_since":…}.
 spec::Node health_node(const StateFileHealth& health);
+// The same for `metrics`: tocsin_state_file_failing{file="cron"|"at"}, 1 while writes fail.
+void state_file_metric(const StateFileHealth& health, const char* file,
+                       std::vector<MetricSample>& out);
 
 // Writes `text` to `path` (in `dir`, made if missing) so that a crash at any moment leaves the
 // old file or the new one, whole. A half-written temporary file is removed.

@@ -126,10 +126,24 @@ struct Limits {
 };
 inline constexpr std::uint64_t kMaxPrefetch = 65536;
 
+// `metrics: {listen: "ADDRESS:PORT"}`: the Prometheus endpoint (docs/metrics.md). The address is
+// an IP literal (IPv4, or IPv6 in brackets): no name is looked up. Port 0 binds an ephemeral port
+// (the log says which).
+struct MetricsSpec {
+  std::string listen;   // as written: "127.0.0.1:9750", "[::1]:9750"
+  std::string address;  // "127.0.0.1", "::1"
+  std::uint16_t port = 0;
+  Location where;
+  bool operator==(const MetricsSpec& o) const { return address == o.address && port == o.port; }
+};
+// Parses "ADDRESS:PORT"; nullopt with the reason in *why.
+std::optional<MetricsSpec> parse_listen_address(std::string_view text, std::string* why);
+
 struct Config {
   std::string file;  // where it was loaded from
   SocketSpec socket;
   Limits limits;
+  std::optional<MetricsSpec> metrics;  // off unless set
   LogLevel log_level = LogLevel::info;
   std::string state_dir = "/var/lib/tocsin";
   std::vector<std::string> plugin_path{"/usr/lib/tocsin/plugins"};

@@ -158,7 +158,9 @@ struct SourceStatus {
 
 // One sample a kind reports for `metrics` (Prometheus text, written by the server): samples of
 // one name share its help and type. Names follow Prometheus' conventions (tocsin_..._total for
-// counters).
+// counters). A kind whose sources can be in a state other than "ok" reports how many are in each
+// such state as samples named "tocsin_sources" with a label {state}; the SourceRegistry adds the
+// kind label and the "ok" sample (the rest of count()).
 struct MetricSample {
   std::string name;
   std::string help;

@@ -811,6 +811,49 @@ class PgChannels final : public EventSource {
       out.push_back(std::move(st));
     }
   }
+  // The connection's state and counts (docs/metrics.md): from the same numbers as `status`.
+  void metrics(std::vector<MetricSample>& out) const override {
+    const Json st = core_->status();
+    const std::string state = st.value("state", "");
+    out.push_back({"tocsin_pgnotify_up",
+                   "1 while pgnotify is connected and listening, else 0.",
+                   false,
+                   {},
+                   state == "listening" ? 1.0 : 0.0});
+    for (const char* s : {"idle", "connecting", "listening", "reconnecting", "stopped"}) {
+      out.push_back({"tocsin_pgnotify_state",
+                     "pgnotify's connection state (1 for the current one).",
+                     false,
+                     {{"state", s}},
+                     state == s ? 1.0 : 0.0});
+    }
+    auto number = [&](const char* key) { return st.value(key, 0.0); };
+    out.push_back({"tocsin_pgnotify_reconnects_total",
+                   "Connections to Postgres made again after "
+                   "a loss.",
+                   true,
+                   {},
+                   number("reconnects")});
+    out.push_back({"tocsin_pgnotify_notifications_received_total",
+                   "NOTIFYs received.",
+                   true,
+                   {},
+                   number("received")});
+    out.push_back({"tocsin_pgnotify_notifications_sent_total",
+                   "pg_notify calls made by "
+                   "pgnotify.notify handlers.",
+                   true,
+                   {},
+                   number("sent")});
+    out.push_back({"tocsin_pgnotify_notifications_dropped_total",
+                   "pgnotify.notify calls dropped "
+                   "(queue full).",
+                   true,
+                   {},
+                   number("dropped")});
+    out.push_back(
+        {"tocsin_pgnotify_queue", "Queries waiting to be sent.", false, {}, number("queued")});
+  }
   void stop() override {}
 
  private:

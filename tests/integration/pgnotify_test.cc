@@ -150,6 +150,13 @@ TEST_F(PgNotifyTest, ATerminatedBackendIsReconnectedAndOnReconnectSaysSo) {
   EXPECT_TRUE(p["outage_ms"].is_number_unsigned()) << p.dump();
   EXPECT_FALSE(p["error"].get<std::string>().empty()) << p.dump();
   expect_flowing(sub, "flowing again");
+  // The same in the metrics Prometheus scrapes (docs/metrics.md).
+  std::string text = sub.call("metrics")["result"]["text"];
+  EXPECT_NE(text.find("\ntocsin_pgnotify_reconnects_total 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ntocsin_pgnotify_up 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ntocsin_pgnotify_state{state=\"listening\"} 1\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\ntocsin_sources{kind=\"pg\",state=\"ok\"} "), std::string::npos) << text;
 }
 
 TEST_F(PgNotifyTest, AServerStoppedAndStartedAgainIsReconnectedWithinTheBackoff) {

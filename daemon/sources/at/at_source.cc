@@ -1,5 +1,7 @@
 #include "sources/at/at_source.h"
 
+#include <array>
+
 #include <boost/asio/io_context.hpp>
 #include <date/tz.h>
 #include <map>
@@ -120,6 +122,16 @@ class AtSource::Impl {
   }
 
   std::size_t count() const { return entries_.size(); }
+  // Entries fired, missed and passed (the rest are pending: "ok").
+  std::array<std::size_t, 3> retired_counts() const {
+    std::array<std::size_t, 3> n{};
+    for (const auto& [id, e] : entries_) {
+      if (e.state == State::fired) ++n[0];
+      if (e.state == State::missed) ++n[1];
+      if (e.state == State::passed) ++n[2];
+    }
+    return n;
+  }
 
   void status(std::vector<SourceStatus>& out, std::size_t limit) const {
     std::size_t n = 0;
@@ -373,6 +385,14 @@ void AtSource::status(std::vector<SourceStatus>& out, std::size_t limit) const {
 }
 void AtSource::status_sections(spec::Node& status) const {
   status.add("at_state", health_node(impl_->state_health()));
+}
+void AtSource::metrics(std::vector<MetricSample>& out) const {
+  auto n = impl_->retired_counts();
+  const char* states[] = {"fired", "missed", "passed"};
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    out.push_back({"tocsin_sources", "", false, {{"state", states[i]}}, static_cast<double>(n[i])});
+  }
+  state_file_metric(impl_->state_health(), "at", out);
 }
 void AtSource::stop() { impl_->stop(); }
 

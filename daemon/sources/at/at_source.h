@@ -46,6 +46,7 @@ class AtSource final : public EventSource {
   void status(std::vector<SourceStatus>& out, std::size_t limit) const override;
   // `at_state`: how the last write of the state file went.
   void status_sections(spec::Node& status) const override;
+  void metrics(std::vector<MetricSample>& out) const override;
   void stop() override;
 
   class Impl;

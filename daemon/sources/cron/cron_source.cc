@@ -348,6 +348,10 @@ void CronSource::status_sections(spec::Node& status) const {
   status.add("cron_state", health_node(impl_->state_health()));
 }
 
+void CronSource::metrics(std::vector<MetricSample>& out) const {
+  state_file_metric(impl_->state_health(), "cron", out);
+}
+
 void CronSource::stop() { impl_->stop(); }
 
 StateFileHealth CronSource::state_health() const { return impl_->state_health(); }

@@ -47,6 +47,7 @@ class CronSource final : public EventSource {
   void status(std::vector<SourceStatus>& out, std::size_t limit) const override;
   // `cron_state`: how the last write of the state file went.
   void status_sections(spec::Node& status) const override;
+  void metrics(std::vector<MetricSample>& out) const override;
   // Writes the state and disarms the timer.
   void stop() override;
   StateFileHealth state_health() const;

@@ -371,6 +371,11 @@ void FileSource::metrics(std::vector<MetricSample>& out) const {
                  static_cast<double>(impl_->count())});
   out.push_back({"tocsin_file_monitors_degraded", "File monitors not fully watching their path.",
                  false, {}, static_cast<double>(impl_->degraded_count())});
+  out.push_back({"tocsin_sources",
+                 "",
+                 false,
+                 {{"state", "degraded"}},
+                 static_cast<double>(impl_->degraded_count())});
   out.push_back({"tocsin_file_watches", "Kernel inotify watches held.", false, {},
                  static_cast<double>(impl_->watch_count())});
   out.push_back({"tocsin_file_overflows_total",

@@ -281,6 +281,22 @@ plugin_path: [/a, /b]
   EXPECT_TRUE(load_valid("signals: {}\nplugin_path: []\n").plugin_path.empty());
 }
 
+TEST(ConfigLoader, MetricsListen) {
+  EXPECT_FALSE(load_valid("signals: {}\n").metrics.has_value());  // off unless set
+  Config v4 = load_valid("signals: {}\nmetrics: {listen: \"127.0.0.1:9750\"}\n");
+  ASSERT_TRUE(v4.metrics.has_value());
+  EXPECT_EQ(v4.metrics->address, "127.0.0.1");
+  EXPECT_EQ(v4.metrics->port, 9750);
+  EXPECT_EQ(v4.metrics->listen, "127.0.0.1:9750");
+  EXPECT_EQ(v4.metrics->where.line, 2);
+  Config v6 = load_valid("signals: {}\nmetrics:\n  listen: \"[::1]:0\"\n");
+  ASSERT_TRUE(v6.metrics.has_value());
+  EXPECT_EQ(v6.metrics->address, "::1");
+  EXPECT_EQ(v6.metrics->port, 0);
+  Config any = load_valid("signals: {}\nmetrics: {listen: 0.0.0.0:9100}\n");
+  EXPECT_EQ(any.metrics->address, "0.0.0.0");
+}
+
 TEST(ConfigLoader, AllHandlerKinds) {
   Config c = load_valid(R"(signals:
   1:
@@ -611,9 +627,8 @@ const BadCase kBadCases[] = {
      "signals: {}\nfile_monitors: [{signal: 1, path: /tmp, events: [create, write]}]\n", 2, 58,
      "file_monitors[0].events[1]: expected an event: create, modify, close_write, delete, "
      "move or attrib; got \"write\""},
-    {"BadFileGlob",
-     "signals: {}\nfile_monitors: [{signal: 1, path: /tmp, match: \"[abc\"}]\n", 2, 48,
-     "file_monitors[0].match: a glob on the file name: unclosed '[' at position 1"},
+    {"BadFileGlob", "signals: {}\nfile_monitors: [{signal: 1, path: /tmp, match: \"[abc\"}]\n", 2,
+     48, "file_monitors[0].match: a glob on the file name: unclosed '[' at position 1"},
     {"FileGlobWithSlash",
      "signals: {}\nfile_monitors: [{signal: 1, path: /tmp, match: \"a/*.c\"}]\n", 2, 48,
      "file_monitors[0].match: a glob on the file name: a glob matches one file name and cannot "
@@ -635,12 +650,10 @@ const BadCase kBadCases[] = {
     {"CronTwoZones",
      "signals: {}\ncron: [{signal: 1, schedule: \"CRON_TZ=UTC @daily\", tz: UTC}]\n", 2, 52,
      "the schedule already sets a zone with CRON_TZ=; keep one"},
-    {"CronBadExpressionQuoted",
-     "signals: {}\ncron: [{signal: 1, schedule: \"*/5 * 32 * *\"}]\n", 2, 37,
-     "cron[0].schedule: day-of-month 32 is out of range 1-31"},
-    {"CronBadExpressionUnquoted",
-     "signals: {}\ncron:\n  - signal: 1\n    schedule: 0 0 ? * 1\n", 4, 23,
-     "looks like Quartz"},
+    {"CronBadExpressionQuoted", "signals: {}\ncron: [{signal: 1, schedule: \"*/5 * 32 * *\"}]\n", 2,
+     37, "cron[0].schedule: day-of-month 32 is out of range 1-31"},
+    {"CronBadExpressionUnquoted", "signals: {}\ncron:\n  - signal: 1\n    schedule: 0 0 ? * 1\n", 4,
+     23, "looks like Quartz"},
     {"CronQuartzSevenFields",
      "signals: {}\ncron:\n  - {signal: 1, schedule: '0 0 12 * * ? 2026'}\n", 3, 41,
      "7 fields look like a Quartz expression"},
@@ -707,12 +720,23 @@ const BadCase kBadCases[] = {
      "plugins: nested more than 64 levels deep (does an alias contain itself?)"},
     {"DeadLetterToItself", "signals:\n  5: {name: a, dead_letter: a}\n", 2, 29,
      "a signal cannot be its own dead_letter"},
-    {"DeadLetterUnknown", "signals:\n  5: {dead_letter: nope}\n", 2, 20,
-     "unknown signal \"nope\""},
+    {"DeadLetterUnknown", "signals:\n  5: {dead_letter: nope}\n", 2, 20, "unknown signal \"nope\""},
     {"MaxDeliveriesZero", "signals:\n  5: {max_deliveries: 0}\n", 2, 23,
      "signals.5.max_deliveries: expected an integer from 1 to 1000000"},
     {"PrefetchTooLarge", "signals: {}\nlimits: {prefetch: 70000}\n", 2, 20,
      "limits.prefetch: expected an integer from 1 to 65536"},
+    {"MetricsBadPort", "signals: {}\nmetrics: {listen: \"127.0.0.1:99999\"}\n", 2, 19,
+     "metrics.listen: expected a port 0-65535 after the colon; got \"99999\""},
+    {"MetricsNoPort", "signals: {}\nmetrics: {listen: \"127.0.0.1\"}\n", 2, 19,
+     "metrics.listen: expected ADDRESS:PORT"},
+    {"MetricsNameNotAddress", "signals: {}\nmetrics: {listen: localhost:9750}\n", 2, 19,
+     "metrics.listen: \"localhost\" is not an IPv4 address"},
+    {"MetricsIpv6WithoutBrackets", "signals: {}\nmetrics: {listen: \"::1:9750\"}\n", 2, 19,
+     "an IPv6 address goes in brackets"},
+    {"MetricsBadIpv6", "signals: {}\nmetrics: {listen: \"[::g]:9750\"}\n", 2, 19,
+     "\"::g\" is not an IPv6 address"},
+    {"MetricsWithoutListen", "signals: {}\nmetrics: {}\n", 2, 10,
+     "metrics: missing required key \"listen\""},
     {"DuplicateKeyInPluginSettings", "signals: {}\nplugins: {p: {a: 1, a: 2}}\n", 2, 21,
      "plugins.p: duplicate key \"a\" (first at line 2, column 15)"},
 };

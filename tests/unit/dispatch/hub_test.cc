@@ -507,3 +507,52 @@ TEST_F(HubTest, SaysOnceWhenTheQueuesAreEmptyAgainAfterABurst) {
 
 }  // namespace
 }  // namespace tocsin
+
+namespace tocsin {
+namespace {
+
+TEST_F(HubTest, TimeToAckIsObservedFromTheGiveToTheAck) {
+  const TargetHandler one{TargetKind::subscriber, ""};
+  ClientId w = client();
+  ASSERT_TRUE(hub.subscribe(w, spec({5}, /*ack=*/true)).ok());
+  EXPECT_TRUE(hub.ack_durations().empty());
+  hub.deliver_one(event(5), one);
+  hub.deliver_one(event(5), one);
+  hub.deliver_one(event(5), one);
+  clock.advance(2ms);
+  ASSERT_TRUE(hub.ack(w, 1).ok());
+  clock.advance(3s);
+  EXPECT_EQ(hub.ack_many(w, {2, 3}).done, 2u);
+  // A nack is not an ack: nothing observed.
+  hub.deliver_one(event(5), one);
+  EXPECT_EQ(hub.nack_many(w, {4}, /*requeue=*/false).done, 1u);
+  ASSERT_EQ(hub.ack_durations().size(), 1u);
+  const Histogram& h = hub.ack_durations().at(5);
+  EXPECT_EQ(h.count(), 3u);
+  EXPECT_NEAR(h.sum(), 0.002 + 2 * 3.002, 1e-9);
+  // 2 ms falls in the 2.5 ms bucket; 3.002 s in the 5 s one.
+  const auto& b = h.bounds();
+  auto le = [&](double bound) {
+    return h.cumulative(static_cast<std::size_t>(std::find(b.begin(), b.end(), bound) - b.begin()));
+  };
+  EXPECT_EQ(le(0.001), 0u);
+  EXPECT_EQ(le(0.0025), 1u);
+  EXPECT_EQ(le(2.5), 1u);
+  EXPECT_EQ(le(5), 3u);
+}
+
+TEST(Histogram, BucketsAreCumulativeAndBoundsInclusive) {
+  constexpr double kBounds[] = {0.1, 1};
+  Histogram h(kBounds);
+  h.observe(0.1);
+  h.observe(0.5);
+  h.observe(std::chrono::seconds(7));
+  EXPECT_EQ(h.cumulative(0), 1u);  // le="0.1" includes 0.1
+  EXPECT_EQ(h.cumulative(1), 2u);
+  EXPECT_EQ(h.cumulative(2), 3u);  // +Inf
+  EXPECT_EQ(h.count(), 3u);
+  EXPECT_DOUBLE_EQ(h.sum(), 7.6);
+}
+
+}  // namespace
+}  // namespace tocsin
