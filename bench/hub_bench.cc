@@ -26,20 +26,26 @@ EventPtr make_event(std::uint64_t seq) {
   return e;
 }
 
+// `n` clients subscribed to signal 26, acking with this credit or listening.
+std::vector<ClientId> subscribers(Hub& hub, int n, bool ack, std::uint32_t prefetch) {
+  std::vector<ClientId> clients;
+  for (int i = 0; i < n; ++i) {
+    ClientId id = hub.connect(nullptr);
+    SubscriptionSpec s;
+    s.signals.set(26);
+    s.ack = ack;
+    s.prefetch = prefetch;
+    (void)hub.subscribe(id, std::move(s));
+    clients.push_back(id);
+  }
+  return clients;
+}
+
 void BM_OneOfDeliverAndAck(benchmark::State& state) {
   SystemClock clock;
   SignalStats stats;
   Hub hub(clock, stats);
-  std::vector<ClientId> clients;
-  for (int i = 0; i < state.range(0); ++i) {
-    ClientId id = hub.connect(nullptr);
-    SubscriptionSpec s;
-    s.signals.set(26);
-    s.ack = true;
-    s.prefetch = 32;
-    (void)hub.subscribe(id, std::move(s));
-    clients.push_back(id);
-  }
+  std::vector<ClientId> clients = subscribers(hub, static_cast<int>(state.range(0)), true, 32);
   const config::TargetHandler target{config::TargetKind::subscriber, ""};
   std::uint64_t seq = 0;
   std::size_t next = 0;  // the pools go round robin among equals: so do we, to find the holder
@@ -61,16 +67,7 @@ void BM_OneOfBatchedAcks(benchmark::State& state) {
   SystemClock clock;
   SignalStats stats;
   Hub hub(clock, stats);
-  std::vector<ClientId> clients;
-  for (int i = 0; i < 4; ++i) {
-    ClientId id = hub.connect(nullptr);
-    SubscriptionSpec s;
-    s.signals.set(26);
-    s.ack = true;
-    s.prefetch = 64;
-    (void)hub.subscribe(id, std::move(s));
-    clients.push_back(id);
-  }
+  std::vector<ClientId> clients = subscribers(hub, 4, true, 64);
   const config::TargetHandler target{config::TargetKind::subscriber, ""};
   std::uint64_t seq = 0;
   std::vector<std::vector<std::uint64_t>> held(clients.size());
@@ -100,10 +97,7 @@ void BM_BroadcastBaseline(benchmark::State& state) {
   SystemClock clock;
   SignalStats stats;
   Hub hub(clock, stats);
-  ClientId id = hub.connect(nullptr);
-  SubscriptionSpec s;
-  s.signals.set(26);
-  (void)hub.subscribe(id, std::move(s));
+  ClientId id = subscribers(hub, 1, false, 0).front();
   std::uint64_t seq = 0;
   for (auto _ : state) {
     hub.broadcast(make_event(++seq));

@@ -7,16 +7,19 @@
 
 namespace tocsin {
 
-namespace {
-
-std::string_view reason_text(int why) {
-  // Hub::Return, in order.
-  static constexpr std::string_view kNames[] = {"nack", "rejected", "ack_timeout",
-                                                "disconnected"};
-  return kNames[why];
+std::string_view Hub::reason(Return why) {
+  switch (why) {
+    case Return::nack: return "nack";
+    case Return::rejected: return "rejected";
+    case Return::ack_timeout: return "ack_timeout";
+    case Return::disconnected: return "disconnected";
+  }
+  return "?";
 }
 
-}  // namespace
+const SignalEntry* Hub::entry_of(SignalId signal) const {
+  return dispatcher_ != nullptr ? dispatcher_->table().find(signal) : nullptr;
+}
 
 bool SubscriptionSpec::matches_source(const SourceRef& source) const {
   if (sources.empty()) return true;
@@ -116,17 +119,16 @@ Result<void> Hub::hello(ClientId id, const std::string& name, const std::string&
 }
 
 Hub::Pool& Hub::group_pool(const std::string& group, int signal) {
-  return group_pools_[{group, signal}];
+  auto [it, fresh] = group_pools_.try_emplace({group, signal});
+  if (fresh) it->second.group_key = &it->first;
+  return it->second;
 }
 
+// A group's pool goes with its last member; the per-signal and wildcard pools stay.
 void Hub::release_pool(Pool* p) {
-  if (--p->members > 0) return;
-  for (auto it = group_pools_.begin(); it != group_pools_.end(); ++it) {
-    if (&it->second == p) {
-      group_pools_.erase(it);
-      return;
-    }
-  }
+  if (--p->members > 0 || p->group_key == nullptr) return;
+  auto key = *p->group_key;  // (a copy: the node holding it is erased)
+  group_pools_.erase(key);
 }
 
 // The pools a client files itself in follow from its acking subscriptions and its group.
@@ -494,10 +496,8 @@ void Hub::give(Client& c, const EventPtr& event, const config::TargetHandler& ta
 }
 
 void Hub::give_back(Pending p, Return why, std::optional<ClientId> avoid) {
-  std::uint32_t max = 0;
-  if (dispatcher_ != nullptr) {
-    if (const SignalEntry* e = dispatcher_->table().find(p.event->signal)) max = e->max_deliveries;
-  }
+  const SignalEntry* entry = entry_of(p.event->signal);
+  std::uint32_t max = entry != nullptr ? entry->max_deliveries : 0;
   if (why == Return::rejected || (max > 0 && p.delivery >= max)) {
     dead_.push_back(DeadLetter{std::move(p.event), p.delivery, why});
     return;
@@ -506,16 +506,14 @@ void Hub::give_back(Pending p, Return why, std::optional<ClientId> avoid) {
 }
 
 void Hub::flush_dead_letters() {
-  if (dead_.empty()) return;
+  // Raising re-enters the hub (through the target handlers): work on a list of our own.
   std::vector<DeadLetter> dead;
   dead.swap(dead_);
   for (DeadLetter& d : dead) {
     const Event& e = *d.event;
-    std::string_view why = reason_text(static_cast<int>(d.why));
-    std::optional<SignalId> to;
-    if (dispatcher_ != nullptr) {
-      if (const SignalEntry* entry = dispatcher_->table().find(e.signal)) to = entry->dead_letter;
-    }
+    std::string_view why = reason(d.why);
+    const SignalEntry* entry = entry_of(e.signal);
+    std::optional<SignalId> to = entry != nullptr ? entry->dead_letter : std::nullopt;
     if (!to) {
       ++stats_[e.signal].dropped;
       spdlog::warn(
@@ -538,7 +536,6 @@ void Hub::flush_dead_letters() {
     std::string id = e.name.empty() ? std::to_string(e.signal) : e.name;
     dispatcher_->raise(*to, SourceRef{kDeadLetterKind, std::move(id)}, std::move(payload));
   }
-  flush_dead_letters();  // (a dead letter's own delivery cannot make more, but be sure)
 }
 
 void Hub::to_backlog(const EventPtr& event, const config::TargetHandler& target,

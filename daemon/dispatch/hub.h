@@ -187,6 +187,7 @@ class Hub {
   struct Pool {
     std::set<PoolKey> candidates;
     std::size_t members = 0;  // clients that file themselves here when they have credit
+    const std::pair<std::string, int>* group_key = nullptr;  // its key in group_pools_, if any
   };
   struct Pending {
     EventPtr event;
@@ -232,6 +233,9 @@ class Hub {
     std::chrono::steady_clock::time_point deadline_at;  // its key in deadlines_, when in it
   };
   enum class Return { nack, rejected, ack_timeout, disconnected };
+  static std::string_view reason(Return why);
+  // The signal's entry in the dispatcher's current table (max_deliveries, dead_letter).
+  const SignalEntry* entry_of(SignalId signal) const;
   struct Backlogged {
     EventPtr event;
     std::uint32_t deliveries = 0;  // made before it came here

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/event_encoder.h"
+
 namespace tocsin::json_scan {
 
 class Scanner {
@@ -111,14 +113,47 @@ class Scanner {
     return true;
   }
 
-  // A JSON-RPC id: an integer within int64 (not "-0") or a plain string; its JSON text.
+  // An object of plain keys: `on_member(key)` reads each value (the cursor is after the ':') and
+  // says whether it was taken. `{}` calls nothing.
+  template <typename OnMember>
+  bool object(OnMember on_member) {
+    if (!eat('{')) return false;
+    if (eat('}')) return true;
+    do {
+      std::string_view key;
+      if (!plain_string(key) || !eat(':') || !on_member(key)) return false;
+    } while (eat(','));
+    return eat('}');
+  }
+
+  // A JSON-RPC request object: "jsonrpc":"2.0", "method" (`on_method(name)` says whether this
+  // path takes it), an optional "id" (`has_id`, its JSON text in `id_json`) and "params" (read by
+  // `on_params()`), each exactly once, nothing else.
+  template <typename OnMethod, typename OnParams>
+  bool request(OnMethod on_method, OnParams on_params, bool& has_id, std::string& id_json) {
+    bool has_jsonrpc = false, has_method = false, has_params = false;
+    has_id = false;
+    bool ok = object([&](std::string_view key) {
+      std::string_view v;
+      if (key == "jsonrpc" && !has_jsonrpc) return has_jsonrpc = plain_string(v) && v == "2.0";
+      if (key == "method" && !has_method) return has_method = plain_string(v) && on_method(v);
+      if (key == "id" && !has_id) return has_id = id(id_json);
+      if (key == "params" && !has_params) return has_params = on_params();
+      return false;
+    });
+    return ok && has_jsonrpc && has_method && has_params;
+  }
+
+  // A JSON-RPC id: an integer within int64 (not "-0") or a string; its JSON text (a string is
+  // decoded and written again, as the full path echoes it).
   bool id(std::string& out) {
     skip_ws();
     std::size_t start = p_;
     if (peek('"')) {
-      std::string_view text;
-      if (!plain_string(text)) return false;
-      out.assign(s_.substr(start, p_ - start));
+      std::string text;
+      if (!string(text)) return false;
+      out.clear();
+      append_json_string(out, text);
       return true;
     }
     bool negative = p_ < s_.size() && s_[p_] == '-';

@@ -228,6 +228,18 @@ Json nack(Context& ctx, const Json& params) {
   return settled_reply(ctx, ctx.core.hub.nack_many(ctx.session.client(), *seqs, requeue));
 }
 
+// A duration param as the YAML reads one ("250ms", or an integer of milliseconds), through the
+// same reader; the error reply, if any, in `reply`.
+std::optional<std::chrono::milliseconds> duration_param(Context& ctx, const Json& v,
+                                                        const char* name, Json& reply) {
+  TableNames names(ctx.core.host.dispatcher().table());
+  spec::Reader r("", names);
+  spec::Node node = to_node(v);
+  auto d = r.duration(spec::Value{&node, {}, name}, std::chrono::milliseconds{0});
+  if (!d) reply = error_reply(ctx.id, r.problems().front().code, r.problems().front().message);
+  return d;
+}
+
 Json wait(Context& ctx, const Json& params) {
   std::optional<SignalId> signal;
   if (auto s = params.find("signal"); s != params.end() && !s->is_null()) {
@@ -237,12 +249,9 @@ Json wait(Context& ctx, const Json& params) {
   }
   std::optional<std::chrono::milliseconds> timeout;
   if (auto t = params.find("timeout"); t != params.end() && !t->is_null()) {
-    TableNames names(ctx.core.host.dispatcher().table());
-    spec::Reader r("", names);
-    spec::Node node = to_node(*t);
-    auto d = r.duration(spec::Value{&node, {}, "timeout"}, std::chrono::milliseconds{0});
-    if (!d) return error_reply(ctx.id, r.problems().front().code, r.problems().front().message);
-    timeout = *d;
+    Json reply;
+    timeout = duration_param(ctx, *t, "timeout", reply);
+    if (!timeout) return reply;
   }
   if (ctx.id.is_null()) return invalid(ctx, "wait needs an id to answer to");
   ctx.core.add_waiter(ctx.self, ctx.id, signal, timeout);
@@ -302,14 +311,8 @@ std::optional<Declaration> declaration_param(Context& ctx, Json& params, Json& r
   }
   if (auto l = params.find("linger"); l != params.end()) {
     if (!l->is_null()) {
-      TableNames names(ctx.core.host.dispatcher().table());
-      spec::Reader r("", names);
-      spec::Node node = to_node(*l);
-      auto d = r.duration(spec::Value{&node, {}, "linger"}, std::chrono::milliseconds{0});
-      if (!d) {
-        reply = error_reply(ctx.id, r.problems().front().code, r.problems().front().message);
-        return std::nullopt;
-      }
+      auto d = duration_param(ctx, *l, "linger", reply);
+      if (!d) return std::nullopt;
       if (how.lifetime != SourceLifetime::clients && d->count() != 0) {
         reply = invalid(ctx, "linger: only with lifetime: clients");
         return std::nullopt;

@@ -107,6 +107,17 @@ struct SourceRegistry::Sharing {
     e.declarers.insert(client);
     by_client[client].insert(id);
   }
+  // Records `spec` under its id with who declares it; true when nobody does and it lives by its
+  // clients (the caller starts its linger).
+  bool record(const SourceSpecPtr& spec, SourceLifetime lifetime,
+              std::chrono::milliseconds linger, const std::set<std::uint64_t>& who) {
+    Entry& e = entries[spec->id];
+    e.spec = spec;
+    e.lifetime = lifetime;
+    e.linger = linger;
+    for (std::uint64_t c : who) add_declarer(spec->id, e, c);
+    return e.declarers.empty() && lifetime == SourceLifetime::clients;
+  }
   // A join, or a replace by a declarer, ends a linger.
   static void stop_linger(Entry& e) {
     if (!e.lingering_until) return;
@@ -325,15 +336,9 @@ Result<Declared> SourceRegistry::declare(std::shared_ptr<SourceSpec> spec, const
     if (replaced_spec) {
       // Put the replaced one back (with a new phase) rather than leave nothing under its id.
       if (EventSource* old = find_kind(replaced_spec->kind);
-          old != nullptr && old->add(*replaced_spec, /*from_config=*/false)) {
-        Sharing::Entry& back = sh.entries[replaced_spec->id];
-        back.spec = replaced_spec;
-        back.lifetime = replaced_lifetime;
-        back.linger = replaced_linger;
-        for (std::uint64_t c : inherited) sh.add_declarer(replaced_spec->id, back, c);
-        if (back.declarers.empty() && back.lifetime == SourceLifetime::clients) {
-          start_linger(replaced_spec->id);
-        }
+          old != nullptr && old->add(*replaced_spec, /*from_config=*/false) &&
+          sh.record(replaced_spec, replaced_lifetime, replaced_linger, inherited)) {
+        start_linger(replaced_spec->id);
       }
     }
     return r.error();
@@ -341,13 +346,9 @@ Result<Declared> SourceRegistry::declare(std::shared_ptr<SourceSpec> spec, const
   out.id = spec->id;
   if (out.replaced) spdlog::info("source {} replaced", out.id);
   if ((!generated || how.lifetime == SourceLifetime::clients) && kind->contains(out.id)) {
-    Sharing::Entry& e = sh.entries[out.id];
-    e.spec = spec;
-    e.lifetime = how.lifetime;
-    e.linger = how.linger;
-    for (std::uint64_t c : inherited) sh.add_declarer(out.id, e, c);
-    if (how.declarer) sh.add_declarer(out.id, e, *how.declarer);
-    if (e.declarers.empty() && e.lifetime == SourceLifetime::clients) start_linger(out.id);
+    std::set<std::uint64_t> who = std::move(inherited);
+    if (how.declarer) who.insert(*how.declarer);
+    if (sh.record(spec, how.lifetime, how.linger, who)) start_linger(out.id);
   }
   return out;
 }

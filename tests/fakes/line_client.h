@@ -63,6 +63,11 @@ class LineClient {
 std::optional<LineClient> connect_as(const std::string& socket_path, uid_t uid, gid_t gid,
                                      std::string* why, bool* unreachable = nullptr);
 
+// The params of a notification (what next_notification gave), or null when there was none.
+inline nlohmann::json params_of(const std::optional<nlohmann::json>& n) {
+  return n && n->contains("params") ? (*n)["params"] : nlohmann::json();
+}
+
 // Calls `status` until `done(result)` holds or the deadline passes; returns the last result
 // (the caller asserts on it, so a timeout fails with what status said).
 nlohmann::json status_until(LineClient& c, const std::function<bool(const nlohmann::json&)>& done,

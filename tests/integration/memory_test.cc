@@ -6,7 +6,6 @@
 
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "fakes/daemon_process.h"
 #include "fakes/line_client.h"
@@ -69,12 +68,8 @@ signals:
   const std::size_t peak = rss_kib(d.pid());
   ASSERT_GT(peak, before + 20 * 1024) << "the burst took less than 20 MiB: no test";
   subs.clear();  // the subscribers go away with their queues
-  std::size_t after = peak;
-  for (auto until = deadline_in(kWait); std::chrono::steady_clock::now() < until;) {
-    after = rss_kib(d.pid());
-    if (after <= 2 * before) break;
-    std::this_thread::sleep_for(20ms);  // polling resident memory, with a deadline
-  }
+  const std::size_t after = poll_until([&] { return rss_kib(d.pid()); },
+                                       [&](std::size_t rss) { return rss <= 2 * before; });
   EXPECT_LE(after, 2 * before) << "resident memory before the burst " << before << " KiB, at its peak "
                                << peak << " KiB, after the subscribers left " << after << " KiB";
   d.expect_line("queues drained after a burst");

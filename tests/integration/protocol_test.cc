@@ -56,9 +56,6 @@ struct ProtocolTest : ::testing::Test {
 
   LineClient connect() { return LineClient(sock); }
 
-  static Json params_of(const std::optional<Json>& n) {
-    return n && n->contains("params") ? (*n)["params"] : Json();
-  }
 
   // The daemon still answers.
   void expect_alive() {

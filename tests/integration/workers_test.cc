@@ -44,9 +44,6 @@ struct WorkersTest : ::testing::Test {
     daemon->expect_ready();
   }
   LineClient connect() { return LineClient(sock); }
-  static Json params_of(const std::optional<Json>& n) {
-    return n && n->contains("params") ? (*n)["params"] : Json();
-  }
   // Raises `n` events of `signal` in one batch (payloads "0".."n-1"); returns their seqs.
   std::vector<std::uint64_t> raise_many(LineClient& c, const std::string& signal, int n) {
     Json batch = Json::array();
@@ -94,7 +91,7 @@ void split_between_a_stuck_and_a_fast_worker(WorkersTest& t, std::optional<int> 
   std::set<std::uint64_t> got;
   std::uint64_t prev = 0;
   while (got.size() < kEvents - slow_holds) {
-    auto ev = WorkersTest::params_of(fast.next_notification(deadline_in(kWait)));
+    auto ev = params_of(fast.next_notification(deadline_in(kWait)));
     ASSERT_TRUE(ev.is_object()) << "the fast worker got " << got.size() << " of "
                                 << kEvents - slow_holds << "\n"
                                 << t.daemon->log();
@@ -107,7 +104,7 @@ void split_between_a_stuck_and_a_fast_worker(WorkersTest& t, std::optional<int> 
   }
   std::vector<std::uint64_t> held;
   for (std::size_t i = 0; i < slow_holds; ++i) {
-    auto ev = WorkersTest::params_of(slow.next_notification(deadline_in(kWait)));
+    auto ev = params_of(slow.next_notification(deadline_in(kWait)));
     ASSERT_TRUE(ev.is_object()) << "the slow worker got " << i << " of " << slow_holds;
     held.push_back(ev["seq"]);
     EXPECT_TRUE(got.insert(ev["seq"].get<std::uint64_t>()).second);

@@ -97,22 +97,24 @@ class signal(object):
 
 
 class _source(object):
+    """A decorator that declares a source: uWSGI's arguments as given (``args``), ``signum=``
+    and ``target=``. A subclass names its kind, the ``uwsgi`` function that adds it on a number
+    (``adder``) and the source's fields (``options``)."""
     kind = None
+    adder = None
 
-    def __init__(self, **kwargs):
+    def __init__(self, *args, **kwargs):
+        self.args = args
         self.num = kwargs.get('signum')
         self.target = kwargs.get('target', '')
 
     def options(self):  # pragma: no cover
         raise NotImplementedError
 
-    def add(self):  # pragma: no cover
-        raise NotImplementedError
-
     def __call__(self, f):
         if self.num is not None:  # uWSGI's way: a handler on the number, a source raising it
             uwsgi.register_signal(self.num, self.target, f)
-            self.add()
+            getattr(uwsgi, self.adder)(self.num, *self.args)
             return f
         h = decorators.Handler(self.kind, uwsgi._caller(f), None, self.options(),
                                target=uwsgi.target_of(self.target))
@@ -123,83 +125,46 @@ class _source(object):
 
 class timer(_source):
     """``@timer(secs, signum=None, target='')``."""
-    kind = "timer"
-
-    def __init__(self, secs, **kwargs):
-        super().__init__(**kwargs)
-        self.secs = secs
+    kind, adder = "timer", "add_timer"
 
     def options(self):
-        return {"every": int(self.secs)}
-
-    def add(self):
-        uwsgi.add_timer(self.num, self.secs)
+        return {"every": int(self.args[0])}
 
 
 class mstimer(_source):
     """``@mstimer(msecs, signum=None, target='')``."""
-    kind = "timer"
-
-    def __init__(self, msecs, **kwargs):
-        super().__init__(**kwargs)
-        self.msecs = msecs
+    kind, adder = "timer", "add_ms_timer"
 
     def options(self):
-        return {"every": "%dms" % int(self.msecs)}
-
-    def add(self):
-        uwsgi.add_ms_timer(self.num, self.msecs)
+        return {"every": "%dms" % int(self.args[0])}
 
 
 class rbtimer(_source):
     """``@rbtimer(secs, signum=None, target='')``."""
-    kind = "rb_timer"
-
-    def __init__(self, secs, **kwargs):
-        super().__init__(**kwargs)
-        self.secs = secs
+    kind, adder = "rb_timer", "add_rb_timer"
 
     def options(self):
-        return {"every": int(self.secs)}
-
-    def add(self):
-        uwsgi.add_rb_timer(self.num, self.secs)
+        return {"every": int(self.args[0])}
 
 
 class cron(_source):
     """``@cron(minute, hour, day, month, dayweek, signum=None, target='')``: -1 is any value,
     -N every Nth (``@cron(-5, -1, -1, -1, -1)`` is ``*/5 * * * *``)."""
-    kind = "cron"
+    kind, adder = "cron", "add_cron"
 
     def __init__(self, minute, hour, day, month, dayweek, **kwargs):
-        super().__init__(**kwargs)
-        self.minute = minute
-        self.hour = hour
-        self.day = day
-        self.month = month
-        self.dayweek = dayweek
+        super().__init__(minute, hour, day, month, dayweek, **kwargs)
 
     def options(self):
-        return {"uwsgi": [int(self.minute), int(self.hour), int(self.day), int(self.month),
-                          int(self.dayweek)]}
-
-    def add(self):
-        uwsgi.add_cron(self.num, self.minute, self.hour, self.day, self.month, self.dayweek)
+        return {"uwsgi": [int(a) for a in self.args]}
 
 
 class filemon(_source):
     """``@filemon(path, signum=None, target='')``: a file or directory changed."""
-    kind = "file"
-
-    def __init__(self, fsobj, **kwargs):
-        super().__init__(**kwargs)
-        self.fsobj = fsobj
+    kind, adder = "file", "add_file_monitor"
 
     def options(self):
-        return {"path": os.path.abspath(self.fsobj)}
-
-    def add(self):
-        uwsgi.add_file_monitor(self.num, self.fsobj)
+        return {"path": os.path.abspath(self.args[0])}
 
 
 class thread(object):
