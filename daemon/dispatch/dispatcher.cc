@@ -4,6 +4,8 @@
 
 #include <exception>
 
+#include "log/scope.h"
+
 namespace tocsin {
 
 Dispatcher::Dispatcher(const Clock& clock, SignalStats& stats)
@@ -37,6 +39,7 @@ EventPtr Dispatcher::raise(SignalId signal, SourceRef source, std::string payloa
   event->iteration = iteration;
   event->payload = std::move(payload);
   EventPtr ev = std::move(event);
+  logging::Scope scope(*ev);  // what the handlers log names this event (journal fields)
 
   SignalCounters& counters = stats_[signal];
   ++counters.raised;

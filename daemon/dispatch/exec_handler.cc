@@ -6,6 +6,8 @@
 #include <deque>
 #include <vector>
 
+#include "log/scope.h"
+
 namespace tocsin {
 
 struct ExecHandler::State {
@@ -35,6 +37,7 @@ void pump(const std::shared_ptr<State>& state);
 
 void drop(State& s, const EventPtr& event, std::string_view why) {
   ++s.stats[event->signal].dropped;
+  logging::Scope scope(*event);
   spdlog::warn("signal {}: {} dropped the event: {}", describe_event(*event), s.label, why);
 }
 
@@ -45,6 +48,7 @@ void on_exit(const std::shared_ptr<State>& state, pid_t pid, const os::ChildExit
   if (it == s.running.end()) return;  // cannot happen: every start registers its run
   EventPtr event = it->event;
   s.running.erase(it);
+  logging::Scope scope(*event);
   s.durations.observe(exit.elapsed);
   SignalCounters& counters = s.stats[event->signal];
   if (exit.success()) {
@@ -71,6 +75,7 @@ void on_exit(const std::shared_ptr<State>& state, pid_t pid, const os::ChildExit
 
 void start(const std::shared_ptr<State>& state, EventPtr event) {
   State& s = *state;
+  logging::Scope scope(*event);
   os::SpawnRequest req;
   req.argv = s.spec.argv;
   req.env = {
@@ -89,6 +94,7 @@ void start(const std::shared_ptr<State>& state, EventPtr event) {
   std::weak_ptr<State> weak = state;
   auto on_line = [weak, event](pid_t pid, bool is_stderr, std::string_view line) {
     auto st = weak.lock();
+    logging::Scope scope(*event);
     spdlog::info("signal {}: {} pid {} {}: {}", describe_event(*event),
                  st ? st->label : std::string("exec"), pid, is_stderr ? "stderr" : "stdout",
                  line);

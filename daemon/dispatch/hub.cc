@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "log/scope.h"
+
 namespace tocsin {
 
 std::string_view Hub::reason(Return why) {
@@ -511,6 +513,7 @@ void Hub::flush_dead_letters() {
   dead.swap(dead_);
   for (DeadLetter& d : dead) {
     const Event& e = *d.event;
+    logging::Scope scope(e);
     std::string_view why = reason(d.why);
     const SignalEntry* entry = entry_of(e.signal);
     std::optional<SignalId> to = entry != nullptr ? entry->dead_letter : std::nullopt;
@@ -544,6 +547,7 @@ void Hub::to_backlog(const EventPtr& event, const config::TargetHandler& target,
   q.push_back(Backlogged{event, deliveries});
   if (q.size() > limits_.backlog) {
     const Event& lost = *q.front().event;
+    logging::Scope scope(lost);
     ++stats_[lost.signal].dropped;
     spdlog::warn(
         "signal {}: dropped from the one-of backlog (limits.backlog = {}): no candidate "
@@ -614,6 +618,8 @@ void Hub::expire(std::chrono::steady_clock::time_point now) {
     }
   }
   for (auto& [p, holder] : late) {
+    EventPtr event = p.event;  // give_back may let go of p's; the scope names the event
+    logging::Scope scope(*event, holder);
     spdlog::warn("signal {}: client {} did not ack within {}ms (delivery {}): handing it back",
                  describe_event(*p.event), holder, limits_.ack_timeout.count(), p.delivery);
     give_back(std::move(p), Return::ack_timeout, holder);

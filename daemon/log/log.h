@@ -9,8 +9,9 @@
 namespace tocsin::logging {
 
 // Replaces the default logger with a single-threaded stderr logger at `level`. With `journal`
-// (stderr is the journal: systemd::stderr_is_journal) each line starts with its syslog priority,
-// "<6>info ...", and carries no timestamp of its own (the journal stamps it).
+// (stderr is the journal: systemd::stderr_is_journal) lines go to the journal with structured
+// fields instead (log/journal_sink.h; what they name comes from log/scope.h), or, when its socket
+// is unreachable, to stderr as "<6>info ..." (syslog priority, no timestamp: the journal stamps it).
 void init(config::LogLevel level, bool journal = false);
 void set_level(config::LogLevel level);
 spdlog::level::level_enum to_spdlog(config::LogLevel level);

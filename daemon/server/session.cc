@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "log/scope.h"
 #include "server/methods.h"
 #include "server/raise_rules.h"
 #include "server/server_core.h"
@@ -153,6 +154,9 @@ asio::awaitable<void> Session::reader() {
       break;
     }
     buf.append(chunk.data(), n);
+    // Every line logged while handling this read names the client (no co_await below: the scope
+    // lives on this thread's stack only while this coroutine runs).
+    logging::Scope scope(client_);
     std::size_t start = 0;
     bool too_long = false;
     while (!closed_ && !draining_) {
