@@ -1,6 +1,7 @@
 """tocsin.aio.Client against a real tocsind: every method as a coroutine, async for."""
 
 import asyncio
+import json
 import os
 import unittest
 
@@ -216,6 +217,146 @@ class AioRunTest(DaemonTestCase):
                 self.run_async(tocsin.aio.run(self.path))
             self.assertEqual(cm.exception.code, tocsin.INVALID_PARAMS)
             self.assertIn(says, cm.exception.message)
+
+
+class AioRuntimeTest(DaemonTestCase):
+    """tocsin.aio.run() as a worker pool: concurrency, prefetch, batched acks, nack, dead
+    letters and shared sources. The ack timeout (60 s) cannot fire during a test: whatever is
+    redelivered here was nacked, and whatever is settled was acked."""
+
+    CONFIG = """
+    limits: {ack_timeout: 60s}
+    signals:
+      30: {name: jobs, max_deliveries: 3, dead_letter: 31, handlers: [{target: subscriber}]}
+      31: {name: jobs-failed, handlers: [{target: subscribers}]}
+    """
+
+    def setUp(self):
+        super().setUp()
+        tocsin.clear()
+        self.addCleanup(tocsin.clear)
+
+    def run_async(self, coro):
+        return asyncio.run(asyncio.wait_for(coro, 30))
+
+    async def until(self, cond, what, timeout=15):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not cond():
+            if loop.time() > deadline:
+                self.fail("timed out waiting for " + what)
+            await asyncio.sleep(0.005)
+
+    async def start(self, **kw):
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.ensure_future(tocsin.aio.run(self.path, stop_event=stop, ready=ready,
+                                                    **kw))
+        await self.until(lambda: ready.is_set() or task.done(), "run() to set up")
+        if task.done():
+            task.result()  # raises what ended it
+        return stop, task
+
+    def test_handlers_run_concurrently_up_to_concurrency_and_acks_are_batched(self):
+        gate = None
+        running, most, handled = [0], [0], []
+
+        @tocsin.signal("jobs")
+        async def job(ev):
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            try:
+                if ev.payload == "block":
+                    await gate.wait()
+                else:
+                    await asyncio.sleep(0)
+                handled.append(ev.seq)
+            finally:
+                running[0] -= 1
+
+        async def body():
+            nonlocal gate
+            gate = asyncio.Event()
+            stop, task = await self.start(name="aio-pool", concurrency=3)
+            async with tocsin.aio.Client(self.path) as c:
+                for _ in range(3):
+                    await c.raise_signal("jobs", "block")
+                await self.until(lambda: running[0] == 3, "three handlers running at once")
+                seqs = [await c.raise_signal("jobs", "n%d" % i) for i in range(200)]
+
+                def pool():
+                    return [x for x in st["clients_detail"] if x["name"] == "aio-pool"][0]
+                st = await c.status()
+                # the prefetch follows the concurrency; the pool holds what it was given
+                self.assertEqual(pool()["prefetch"], 48)
+                while pool()["unacked"] < 48:
+                    await asyncio.sleep(0.005)
+                    st = await c.status()
+                self.assertEqual(running[0], 3, "a fourth handler started")
+                gate.set()
+                await self.until(lambda: len(handled) == 203, "every event handled")
+                self.assertEqual(len(set(handled)), 203, "an event handled twice")
+                self.assertEqual(set(seqs) - set(handled), set())
+                self.assertEqual(most[0], 3)
+                # every ack went out (as notifications, batched): nothing is held any more
+                while pool()["unacked"]:
+                    await asyncio.sleep(0.005)
+                    st = await c.status()
+                entry = [e for e in await c.table() if e["signal"] == 30][0]
+                self.assertEqual(entry["delivered"], 203)
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        self.run_async(body())
+
+    def test_a_failing_handler_nacks_at_once_and_ends_on_the_dead_letter_signal(self):
+        deliveries = []
+
+        @tocsin.signal("jobs")
+        def poison(ev):
+            deliveries.append(ev.delivery)
+            raise ValueError("cannot handle " + ev.payload)
+
+        async def body():
+            async with tocsin.aio.Client(self.path) as watcher:
+                dead = watcher.subscribe("jobs-failed")
+                await dead
+                stop, task = await self.start(name="aio-poison", concurrency=2)
+                with self.assertLogs("tocsin", "ERROR") as logs:
+                    seq = await watcher.raise_signal("jobs", "bad")
+                    ev = await dead.get(timeout=15)
+                self.assertIsNotNone(ev, "no dead letter (a nack must not wait the 60 s ack "
+                                         "timeout)")
+                self.assertEqual(deliveries, [1, 2, 3])
+                letter = json.loads(ev.payload)
+                self.assertEqual((letter["event"]["seq"], letter["deliveries"], letter["reason"]),
+                                 (seq, 3, "nack"))
+                self.assertIn("nacked", logs.output[0])
+                stop.set()
+                await asyncio.wait_for(task, 10)
+        self.run_async(body())
+
+    def test_two_runs_declaring_one_timer_make_one_source(self):
+        self.require_shared()
+        ticks = []
+
+        @tocsin.timer(0.02)
+        def tick(ev):
+            ticks.append(ev.seq)
+
+        async def body():
+            stop1, task1 = await self.start(name="aio-a")
+            stop2, task2 = await self.start(name="aio-b")
+            async with tocsin.aio.Client(self.path) as c:
+                st = await c.status()
+                ids = [s["id"] for s in st["sources"]["list"]]
+                h = [h for h in tocsin.decorators.handlers() if h.func is tick][0]
+                self.assertEqual(ids.count(h.id), 1, ids)
+                await self.until(lambda: len(ticks) >= 10, "ten ticks")
+                self.assertEqual(len(set(ticks)), len(ticks), "a tick handled twice")
+            for stop, task in ((stop1, task1), (stop2, task2)):
+                stop.set()
+                await asyncio.wait_for(task, 10)
+        self.run_async(body())
+
 
 if __name__ == "__main__":
     unittest.main()

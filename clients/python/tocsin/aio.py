@@ -80,18 +80,29 @@ class Client(Methods):
             self._events.put_nowait(_CLOSED)
 
     async def _read_loop(self):
+        # A chunk at a time: one read and one split for many lines (a subscriber's events come
+        # in bursts), not a readline() each.
         reason = "connection closed by tocsind"
+        loads, dispatch, reader = json.loads, self._dispatch, self._reader
+        buf = b""
         try:
             while True:
-                line = await self._reader.readline()
-                if not line:
+                data = await reader.read(262144)
+                if not data:
                     break
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    log.warning("tocsin: unreadable line from the daemon: %r", line[:200])
-                    continue
-                self._dispatch(msg)
+                lines = (buf + data).split(b"\n")
+                buf = lines.pop()
+                if len(buf) > _LINE_LIMIT:
+                    raise ValueError("a line over %d bytes" % _LINE_LIMIT)
+                for line in lines:
+                    if not line:
+                        continue
+                    try:
+                        msg = loads(line)
+                    except ValueError:
+                        log.warning("tocsin: unreadable line from the daemon: %r", line[:200])
+                        continue
+                    dispatch(msg)
         except (OSError, ValueError) as e:  # ValueError: line over the limit
             reason = "connection lost: %s" % e
         finally:
@@ -104,6 +115,14 @@ class Client(Methods):
 
     def _on_event(self, ev):
         self._events.put_nowait(ev)
+
+    def _send_nowait(self, method, params):
+        """A notification written without waiting for the socket to drain (acks: small, and
+        sent from callbacks)."""
+        if self._writer is None or self._error is not None:
+            raise self._error or ConnectionLost("not connected")
+        msg = {"jsonrpc": "2.0", "method": method, "params": params}
+        self._writer.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
 
     async def _notify(self, method, params):
         """Sends a JSON-RPC notification (no id: the daemon sends no reply)."""
@@ -217,24 +236,6 @@ async def _drive(client, steps):
             result, exc = None, e
 
 
-async def _dispatch(session, client, event):
-    from ._common import RpcError
-    ok = True
-    for h in session.matching(event):
-        try:
-            r = h.func(event)
-            if inspect.isawaitable(r):
-                await r
-        except Exception:
-            ok = False
-            session.failed(h, event)
-    if ok and event.ack:
-        try:
-            await client.ack(event)
-        except RpcError as e:
-            session.ack_refused(event, e)
-
-
 async def _cleanup(session, client):
     try:
         await _drive(client, session.cleanup_steps())
@@ -242,13 +243,127 @@ async def _cleanup(session, client):
         pass
 
 
+class _Acks(object):
+    """Seqs of handled one-of events, sent as one ``ack`` notification (no reply awaited) when
+    ``batch`` are waiting, ``interval`` seconds after the first, or on flush()."""
+
+    def __init__(self, client, batch, interval):
+        self.client, self.batch, self.interval = client, batch, interval
+        self.seqs = []
+        self._timer = None
+
+    def add(self, seq):
+        self.seqs.append(seq)
+        if len(self.seqs) >= self.batch:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._timed)
+
+    def _timed(self):
+        self._timer = None
+        try:
+            self.flush()
+        except ConnectionLost:  # the events go to others after the daemon sees us gone
+            pass
+
+    def flush(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.seqs:
+            seqs, self.seqs = self.seqs, []
+            self.client._send_nowait("ack", {"seqs": seqs})
+
+
+class _Serving(object):
+    """The handlers served on one connection: ``concurrency`` worker tasks take events from it
+    and run their handlers; see run()."""
+
+    def __init__(self, client, session, concurrency, acks):
+        self.client, self.session, self.acks = client, session, acks
+        self.busy = 0
+        self.stopping = False
+        self.handled = self.failed = 0
+        self.workers = [asyncio.ensure_future(self._worker()) for _ in range(concurrency)]
+
+    async def _worker(self):
+        client = self.client
+        while not self.stopping:
+            ev = await client.next_event()  # ConnectionLost ends this worker, and the serving
+            self.busy += 1
+            try:
+                await self._handle(ev)
+            finally:
+                self.busy -= 1
+
+    async def _handle(self, ev):
+        ok = True
+        for h in self.session.matching(ev):
+            try:
+                r = h.func(ev)
+                if inspect.isawaitable(r):
+                    await r
+            except Exception:
+                ok = False
+                log.exception("tocsin: handler %s failed on %r%s", h, ev,
+                              "; nacked" if ev.ack else "")
+        if ok:
+            self.handled += 1
+        else:
+            self.failed += 1
+        if not ev.ack:
+            return
+        if ok:
+            self.acks.add(ev.seq)
+        else:  # handed back at once: another worker (or this one) gets it again
+            self.client._send_nowait("nack", {"seqs": [ev.seq], "requeue": True})
+
+    async def stop(self, timeout=10.0):
+        """Lets the handlers running finish (up to ``timeout``), then sends what is acked; the
+        events not started are left to the daemon, which gives them to others."""
+        self.stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.busy and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        for w in self.workers:
+            w.cancel()
+        await asyncio.gather(*self.workers, return_exceptions=True)
+        try:
+            self.acks.flush()
+        except ConnectionLost:
+            pass
+
+
 async def run(socket_path=None, stop_event=None, name=None, group=None, max_reconnects=None,
-              registry=None, ready=None, backoff_max=2.0):
-    """tocsin.run() for asyncio: the same registry and behaviour; handlers may be coroutine
-    functions (awaited before the ack) or plain functions (called in the event loop).
-    ``stop_event`` and ``ready`` are asyncio.Events; tocsin.stop() works from a handler."""
-    from . import decorators
+              registry=None, ready=None, backoff_max=2.0, concurrency=4, prefetch=None,
+              linger=30.0, shared=True, replace=False, ack_batch=None, ack_interval=0.005):
+    """The runtime for asyncio (uvicorn, aiohttp, a plain asyncio program): serves the
+    registered handlers (tocsin.signal, tocsin.timer, ..., the uWSGI drop-ins) as
+    tocsin.runtime does with threads, until ``stop_event`` (an asyncio.Event) is set or
+    tocsin.stop() is called; run it as a task beside the rest of the program.
+
+    - Handlers may be coroutine functions (awaited) or plain functions (called in the event
+      loop: keep them short, or hand them to an executor). At most ``concurrency`` run at once.
+    - The acking subscription asks for ``prefetch`` unacked one-of events (default
+      16 x concurrency). A one-of event whose handlers all returned is acked: acks go out
+      batched as notifications (no reply awaited) when ``ack_batch`` wait (default prefetch/2)
+      or ``ack_interval`` seconds after the first. A handler that raises is logged and its event
+      nacked at once (redelivered with ``delivery`` one higher; dead-lettered at the signal's
+      ``max_deliveries``).
+    - Decorated sources are shared (``lifetime: clients``, kept ``linger`` seconds after the
+      last process that declared them disconnects): N processes declaring one make one.
+    - The connection drops: it reconnects with backoff (``backoff_max``; ConnectionLost after
+      ``max_reconnects`` failed attempts in a row) and sets everything up again. A setup the
+      daemon refuses raises RpcError. ``ready`` (an asyncio.Event) is set while set up.
+    - On stop, the handlers running finish, their acks are sent, the connection closes.
+    """
+    from . import decorators, runtime
     from ._common import RpcError
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    prefetch = int(prefetch) if prefetch else runtime.PREFETCH_PER_WORKER * concurrency
+    ack_batch = int(ack_batch) if ack_batch else max(1, prefetch // 2)
     path = _resolve_path(socket_path)
     stop_ev = stop_event if stop_event is not None else asyncio.Event()
     decorators._current_stop = stop_ev
@@ -270,17 +385,30 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
                 except asyncio.TimeoutError:
                     pass
                 continue
-            session = decorators._Session(hs)
+            session = decorators._Session(hs, shared=shared, linger=linger, replace=replace,
+                                          prefetch=prefetch)
+            serving = None
             try:
                 await _drive(client, session.setup_steps(name, group))
+                shared = session.shared  # a daemon without shared sources: per-process
                 failures = 0
+                serving = _Serving(client, session, concurrency,
+                                   _Acks(client, ack_batch, ack_interval))
                 if ready is not None:
                     ready.set()
                 log.info("tocsin: serving %d handler(s) on %s", len(hs), path)
-                while not stop_ev.is_set():
-                    ev = await client.next_event(timeout=0.1)
-                    if ev is not None:
-                        await _dispatch(session, client, ev)
+                stopped = asyncio.ensure_future(stop_ev.wait())
+                try:
+                    await asyncio.wait(serving.workers + [stopped],
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopped.cancel()
+                if not stop_ev.is_set():  # a worker ended: the connection is gone
+                    for w in serving.workers:
+                        e = w.exception() if w.done() and not w.cancelled() else None
+                        if e is not None and not isinstance(e, ConnectionLost):
+                            log.error("tocsin: a worker failed", exc_info=e)
+                    raise client._error or ConnectionLost("closed")
             except (ConnectionLost, asyncio.TimeoutError) as e:
                 if ready is not None:
                     ready.clear()
@@ -290,6 +418,8 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
                 await _cleanup(session, client)
                 raise
             finally:
+                if serving is not None:
+                    await serving.stop()
                 if stop_ev.is_set():
                     await _cleanup(session, client)
                 await client.close()
