@@ -4,7 +4,7 @@ tocsin.start() (its thread pool, batched acks), with N events raised by a raw pi
 (batches of JSON-RPC raise requests on a plain socket, two in flight).
 
     python3 bench/python_runtime.py --tocsind build/bench/tocsind [--events 200000]
-        [--concurrency 4] [--prefetch N] [--mode one-of|broadcast|both] [--profile]
+        [--concurrency 4] [--prefetch N] [--ack-batch N] [--mode one-of|broadcast|both] [--profile]
 
 - one-of: signal 100 with `target: subscriber`; every event handled once (seqs checked), the
   daemon's table says `delivered` = N and status `unacked` 0 at the end.
@@ -106,7 +106,7 @@ def raise_all(path, sig, events, batch=500):
             inflight -= 1
 
 
-def measure(daemon, mode, events, concurrency, prefetch):
+def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None):
     sig = 100 if mode == "one-of" else 101
     seen = bytearray(events + 64)
     dup = [0]
@@ -127,7 +127,8 @@ def measure(daemon, mode, events, concurrency, prefetch):
 
     h = tocsin.Handler("signal", handler, sig)
     rt = runtime.Runtime(handlers=[h], socket_path=daemon.sock, concurrency=concurrency,
-                         prefetch=prefetch, name="bench-" + mode).start()
+                         prefetch=prefetch, ack_batch=ack_batch,
+                         name="bench-" + mode).start()
     if not rt.ready.wait(10):
         raise SystemExit("the runtime did not set up: %r" % rt.error)
     c = tocsin.Client(daemon.sock)
@@ -155,9 +156,9 @@ def measure(daemon, mode, events, concurrency, prefetch):
     rt.stop()
     c.close()
     rate = count[0] / (t1 - t0)
-    print("%-9s concurrency %d prefetch %d: %d events in %.3f s = %.0f events/s; lost %d, "
+    print("%-9s concurrency %d prefetch %d ack batch %d: %d events in %.3f s = %.0f events/s; lost %d, "
           "duplicates %d, delivered %d, unacked at end %s"
-          % (mode, concurrency, rt.prefetch, count[0], t1 - t0, rate, lost, dup[0],
+          % (mode, concurrency, rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, lost, dup[0],
              entry["delivered"], unacked))
     del base
     return ok and lost == 0 and dup[0] == 0 and (unacked in (None, 0))
@@ -172,6 +173,7 @@ def main():
     ap.add_argument("--events", type=int, default=200000)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--prefetch", type=int, default=None)
+    ap.add_argument("--ack-batch", type=int, default=None)
     ap.add_argument("--mode", choices=("one-of", "broadcast", "both"), default="both")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
@@ -199,7 +201,8 @@ def main():
     for mode in modes:
         d = Daemon(args.tocsind, args.events)
         try:
-            good &= measure(d, mode, args.events, args.concurrency, args.prefetch)
+            good &= measure(d, mode, args.events, args.concurrency, args.prefetch,
+                            args.ack_batch)
         finally:
             d.stop()
         if profiles:

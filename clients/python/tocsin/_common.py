@@ -84,6 +84,19 @@ class Event(object):
                    redelivered=bool(params.get("redelivered", False)), raw=params,
                    delivery=params.get("delivery", 0))
 
+    @classmethod
+    def _from_wire(cls, params, _new=object.__new__, _Source=Source):
+        """from_params without the keyword call: the runtime's reader makes one per event."""
+        ev = _new(cls)
+        get = params.get
+        src = get("source")
+        ev.signal, ev.name, ev.seq = get("signal"), get("name"), get("seq", 0)
+        ev.source = _Source(src.get("kind"), src.get("id")) if src else _Source(None, None)
+        ev.time, ev.iteration, ev.payload = get("time"), get("iteration", 0), get("payload")
+        ev.ack, ev.redelivered = get("ack", False) is True, get("redelivered", False) is True
+        ev.delivery, ev.overflow, ev.raw = get("delivery", 0), None, params
+        return ev
+
     def matches(self, signal):
         """True when ``signal`` (a number or a name) is this event's signal."""
         return signal == self.signal or (self.name is not None and signal == self.name)

@@ -28,7 +28,7 @@ import threading
 import weakref
 
 from . import decorators
-from ._common import ConnectionLost, RpcError, socket_path as _resolve_path
+from ._common import ConnectionLost, Event, RpcError, socket_path as _resolve_path
 from .client import Client
 
 log = logging.getLogger("tocsin")
@@ -58,6 +58,8 @@ class _Conn(Client):
         sock = self._sock
         loads = json.loads
         dispatch = self._dispatch
+        make = Event._from_wire
+        batch = self._batch
         buf = b""
         reason = "connection closed by tocsind"
         try:
@@ -65,20 +67,28 @@ class _Conn(Client):
                 data = sock.recv(262144)
                 if not data:
                     break
-                lines = (buf + data).split(b"\n")
-                buf = lines.pop()
-                for line in lines:
-                    if not line:
-                        continue
-                    try:
-                        msg = loads(line)
-                    except ValueError:
-                        log.warning("tocsin: unreadable line from the daemon: %r", line[:200])
-                        continue
-                    dispatch(msg)
-                if self._batch:
-                    batch, self._batch = self._batch, []
+                if buf:
+                    data = buf + data
+                end = data.rfind(b"\n")
+                if end < 0:
+                    buf = data
+                    continue
+                buf = data[end + 1:]
+                # Every complete line of the chunk parsed in one call, as one JSON array.
+                try:
+                    msgs = loads(b"[" + data[:end].replace(b"\n", b",") + b"]")
+                except ValueError:
+                    msgs = self._each_line(data[:end])
+                for msg in msgs:
+                    if (msg.__class__ is dict and msg.get("method") == "signal"
+                            and self._overflow is None):
+                        batch.append(make(msg["params"]))
+                    else:
+                        dispatch(msg)  # replies, overflow notices, what the fast path skips
+                if batch:
+                    self._batch = []
                     self._sink(self, batch)
+                    batch = self._batch
         except OSError as e:
             reason = "connection lost: %s" % e
         except Exception:  # a bug must not leave the runtime waiting forever
@@ -90,6 +100,18 @@ class _Conn(Client):
         for p in pending.values():
             p.done.set()
         self._sink(self, None)
+
+    @staticmethod
+    def _each_line(chunk):
+        msgs = []
+        for line in chunk.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                msgs.append(json.loads(line))
+            except ValueError:
+                log.warning("tocsin: unreadable line from the daemon: %r", line[:200])
+        return msgs
 
     def abandon(self):
         """In a forked child: close our copy of the socket without shutting the parent's
