@@ -213,6 +213,7 @@ Result<std::uint64_t> Hub::subscribe(ClientId id, SubscriptionSpec spec) {
   std::uint64_t sid = next_subscription_++;
   bool acking = spec.ack;
   if (acking && spec.prefetch > 0) c->prefetch = spec.prefetch;
+  if (spec.event_params) c->params = *spec.event_params;
   c->subscriptions.emplace(sid, std::move(spec));
   reindex(*c);
   if (acking) drain_backlogs();
@@ -402,12 +403,13 @@ void Hub::note_drop(Client& c, std::uint64_t seq, SignalId signal) {
 std::size_t Hub::broadcast(const EventPtr& event) {
   const auto& list = index_[event->signal];
   if (list.empty()) return 0;
-  Line line;  // serialized once, shared by every queue
+  Line lines[2];  // serialized once in each form asked for, shared by every queue
   std::size_t queued = 0;
   for (Client* c : list) {
     if (!wants(*c, *event, false)) continue;
+    Line& line = lines[static_cast<std::size_t>(c->params)];
     if (!line) {
-      line = encoder_.encode(*event, 0);
+      line = encoder_.encode(*event, 0, c->params);
     }
     if (c->queue.size() >= limits_.queue) {
       // Drop the oldest broadcast event; one-of events stay (they are owed an ack). A queue full
@@ -494,7 +496,8 @@ void Hub::give(Client& c, const EventPtr& event, const config::TargetHandler& ta
     c.deadline_at = deadline;
     if (earliest && deadline_changed_) deadline_changed_();
   }
-  enqueue(c, Queued{encoder_.encode(*event, delivery), event->seq, event->signal, delivery});
+  enqueue(c, Queued{encoder_.encode(*event, delivery, c.params), event->seq, event->signal,
+                    delivery});
 }
 
 void Hub::give_back(Pending p, Return why, std::optional<ClientId> avoid) {

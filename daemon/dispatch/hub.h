@@ -70,6 +70,9 @@ struct SubscriptionSpec {
   // With ack: the most unacked one-of events the connection holds (its credit); 0 leaves the
   // connection's credit as it is (limits.prefetch until a subscription gives one).
   std::uint32_t prefetch = 0;
+  // How the connection's `signal` notifications carry their params (all of its subscriptions);
+  // unset leaves it as it is (by name until a subscription says otherwise).
+  std::optional<EventParams> event_params;
   bool matches_source(const SourceRef& source) const;
 };
 
@@ -222,6 +225,7 @@ class Hub {
     std::unordered_map<std::uint64_t, Pending> unacked;  // by seq
     std::deque<Held> held;
     std::size_t prefetch = 0;  // 0: limits.prefetch
+    EventParams params = EventParams::by_name;
     Overflow overflow;         // not yet reported
     std::uint64_t dropped_total = 0;
     // Selection: the pools it files itself in while it has credit, and the key it is filed under.

@@ -166,6 +166,34 @@ char* write_event_fields(char* p, const Event& e) {
   return write_json_string(p, e.payload);
 }
 
+// The same fields by position: [seq,signal,"name","kind","id","time",iteration,"payload",delivery].
+char* write_event_array(char* p, const Event& e, std::uint32_t delivery) {
+  *p++ = '[';
+  p = write_number(p, e.seq);
+  *p++ = ',';
+  p = write_number(p, e.signal);
+  *p++ = ',';
+  p = write_json_string(p, e.name);
+  *p++ = ',';
+  *p++ = '"';
+  std::string_view kind = to_string(e.source.kind);
+  std::memcpy(p, kind.data(), kind.size());
+  p += kind.size();
+  *p++ = '"';
+  *p++ = ',';
+  p = write_json_string(p, e.source.id);
+  p = write_literal(p, ",\"");
+  p = write_rfc3339(p, e.time);
+  p = write_literal(p, "\",");
+  p = write_number(p, e.iteration);
+  *p++ = ',';
+  p = write_json_string(p, e.payload);
+  *p++ = ',';
+  p = write_number(p, delivery);
+  *p++ = ']';
+  return p;
+}
+
 // Reserves `room` bytes at the end of `out`, lets `write` fill them, keeps what it wrote.
 template <typename Write>
 void append_written(std::string& out, std::size_t room, Write write) {
@@ -178,8 +206,13 @@ void append_written(std::string& out, std::size_t room, Write write) {
 
 // The whole `signal` notification line at `p`, which has room for kNotificationHead, the event's
 // fields and kNotificationTail.
-char* write_event_notification(char* p, const Event& event, std::uint32_t delivery) {
+char* write_event_notification(char* p, const Event& event, std::uint32_t delivery,
+                               EventParams params) {
   std::memcpy(p, kNotificationHead.data(), kNotificationHead.size());
+  if (params == EventParams::by_position) {
+    p = write_event_array(p + kNotificationHead.size(), event, delivery);
+    return write_literal(p, "}\n");
+  }
   p = write_event_fields(p + kNotificationHead.size(), event);
   if (delivery > 0) {
     p = write_literal(p, ",\"ack\":true,\"delivery\":");
@@ -205,19 +238,20 @@ std::string encode_event_object(const Event& event) {
   return out;
 }
 
-std::string encode_event_notification(const Event& event, std::uint32_t delivery) {
+std::string encode_event_notification(const Event& event, std::uint32_t delivery,
+                                      EventParams params) {
   std::string out;
   std::size_t room = kNotificationHead.size() + event_fields_size(event) + kNotificationTail;
   append_written(out, room,
-                 [&](char* p) { return write_event_notification(p, event, delivery); });
+                 [&](char* p) { return write_event_notification(p, event, delivery, params); });
   return out;
 }
 
-Line EventEncoder::encode(const Event& event, std::uint32_t delivery) {
+Line EventEncoder::encode(const Event& event, std::uint32_t delivery, EventParams params) {
   std::size_t room =
       kNotificationHead.size() + event_fields_room(event, json_string_room) + kNotificationTail;
   if (scratch_.size() < room) scratch_.resize(room);
-  char* end = write_event_notification(scratch_.data(), event, delivery);
+  char* end = write_event_notification(scratch_.data(), event, delivery, params);
   assert(static_cast<std::size_t>(end - scratch_.data()) <= room);
   return Line({scratch_.data(), static_cast<std::size_t>(end - scratch_.data())});
 }

@@ -138,6 +138,15 @@ Json subscribe(Context& ctx, const Json& params) {
     }
     spec.prefetch = static_cast<std::uint32_t>(pf->get<std::uint64_t>());
   }
+  if (auto ep = params.find("event_params"); ep != params.end() && !ep->is_null()) {
+    if (*ep == "by-name") {
+      spec.event_params = EventParams::by_name;
+    } else if (*ep == "by-position") {
+      spec.event_params = EventParams::by_position;
+    } else {
+      return invalid(ctx, "event_params: expected \"by-name\" or \"by-position\"");
+    }
+  }
   auto r = ctx.core.hub.subscribe(ctx.session.client(), std::move(spec));
   if (!r) return error_reply(ctx.id, r.error());
   Json result{{"subscription", *r}};

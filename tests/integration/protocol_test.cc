@@ -83,6 +83,59 @@ TEST_F(ProtocolTest, RaiseReachesASubscriberWithItsPayload) {
   EXPECT_FALSE(ev.contains("ack"));
 }
 
+// event_params "by-position": the same notification with its params as an array
+// [seq, signal, name, source kind, source id, time, iteration, payload, delivery]; per
+// connection, so a broadcast event is encoded once in each form and both subscribers get theirs.
+TEST_F(ProtocolTest, EventParamsByPositionAreTheSameFieldsAsAnArray) {
+  LineClient by_name = connect();
+  ASSERT_TRUE(by_name.call("subscribe", {{"signals", {"news"}}})["result"].contains("subscription"));
+  LineClient by_position = connect();
+  Json sub = by_position.call("subscribe", {{"signals", {"news", "jobs"}},
+                                            {"ack", true},
+                                            {"event_params", "by-position"}});
+  ASSERT_TRUE(sub["result"].contains("subscription")) << sub.dump();
+  LineClient raiser = connect();
+  raiser.call("hello", {{"name", "raiser-2"}});
+  std::uint64_t seq = raiser.call("raise", {{"signal", "news"}, {"payload", "a \"b\"\n"}})["result"]["seq"];
+
+  Json object = params_of(by_name.next_notification(deadline_in(kWait)));
+  auto note = by_position.next_notification(deadline_in(kWait));
+  ASSERT_TRUE(note) << "no event by position";
+  EXPECT_EQ((*note)["jsonrpc"], "2.0");
+  EXPECT_EQ((*note)["method"], "signal");
+  const Json& a = (*note)["params"];
+  ASSERT_TRUE(a.is_array()) << note->dump();
+  ASSERT_EQ(a.size(), 9u) << a.dump();
+  EXPECT_EQ(a[0], seq);
+  EXPECT_EQ(a[1], 5);
+  EXPECT_EQ(a[2], "news");
+  EXPECT_EQ(a[3], "raise");
+  EXPECT_EQ(a[4], "raiser-2");
+  EXPECT_EQ(a[5], object["time"]);
+  EXPECT_EQ(a[6], 0);
+  EXPECT_EQ(a[7], "a \"b\"\n");
+  EXPECT_EQ(a[8], 0) << "a broadcast event is owed no ack";
+  EXPECT_EQ(object["seq"], seq);
+  EXPECT_EQ(object["payload"], "a \"b\"\n");
+
+  // A one-of event carries its delivery, from 1; acked as usual.
+  std::uint64_t job = raiser.call("raise", {{"signal", "jobs"}})["result"]["seq"];
+  auto j = by_position.next_notification(deadline_in(kWait));
+  ASSERT_TRUE(j);
+  EXPECT_EQ((*j)["params"][0], job);
+  EXPECT_EQ((*j)["params"][8], 1);
+  EXPECT_EQ(by_position.call("ack", {{"seq", job}})["result"], Json::object());
+
+  // Back to by-name with a later subscribe; a bad value is refused and changes nothing.
+  Json bad = by_position.call("subscribe", {{"signals", {"news"}}, {"event_params", "array"}});
+  EXPECT_EQ(bad["error"]["code"], -32602) << bad.dump();
+  by_position.call("subscribe", {{"signals", {"news"}}, {"event_params", "by-name"}});
+  raiser.call("raise", {{"signal", "news"}});
+  auto back = by_position.next_notification(deadline_in(kWait));
+  ASSERT_TRUE(back);
+  EXPECT_TRUE((*back)["params"].is_object()) << back->dump();
+}
+
 TEST_F(ProtocolTest, BroadcastReachesEverySubscriberInSeqOrder) {
   std::vector<LineClient> subs;
   for (int i = 0; i < 5; ++i) {

@@ -52,6 +52,8 @@ class Event(object):
     (``client.ack(event)``); ``delivery`` counts its deliveries from 1 (``redelivered`` from 2 on:
     it was given to someone before). ``overflow``
     is an :class:`Overflow` when the daemon reported dropped broadcast events just before it.
+    ``raw`` is the notification's params as they came: an object, or the array of a subscription
+    with ``event_params: "by-position"`` (the runtime's).
     """
 
     __slots__ = ("signal", "name", "seq", "source", "time", "iteration", "payload", "ack",
@@ -75,6 +77,8 @@ class Event(object):
 
     @classmethod
     def from_params(cls, params):
+        if params.__class__ is list:  # event_params "by-position"
+            return cls._from_wire(params)
         src = params.get("source") or {}
         return cls(signal=params.get("signal"), name=params.get("name"),
                    seq=params.get("seq", 0),
@@ -88,6 +92,14 @@ class Event(object):
     def _from_wire(cls, params, _new=object.__new__, _Source=Source):
         """from_params without the keyword call: the runtime's reader makes one per event."""
         ev = _new(cls)
+        if params.__class__ is list:
+            # [seq, signal, name, source kind, source id, time, iteration, payload, delivery]
+            (ev.seq, ev.signal, ev.name, kind, sid, ev.time, ev.iteration, ev.payload,
+             delivery) = params[:9]
+            ev.source = _Source(kind, sid)
+            ev.ack, ev.redelivered, ev.delivery = delivery > 0, delivery > 1, delivery
+            ev.overflow, ev.raw = None, params
+            return ev
         get = params.get
         src = get("source")
         ev.signal, ev.name, ev.seq = get("signal"), get("name"), get("seq", 0)

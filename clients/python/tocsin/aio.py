@@ -173,7 +173,7 @@ class Client(Methods):
             raise self._error or ConnectionLost("closed")
         return ev
 
-    def subscribe(self, signals, sources=None, ack=False, prefetch=None):
+    def subscribe(self, signals, sources=None, ack=False, prefetch=None, event_params=None):
         """Returns a Subscription: ``await`` it to subscribe now, or ``async for`` over it (it
         subscribes on first use). Iteration ends when the connection closes."""
         params = {"signals": signals_param(signals)}
@@ -183,6 +183,8 @@ class Client(Methods):
             params["ack"] = True
         if prefetch is not None:
             params["prefetch"] = int(prefetch)  # the most unacked one-of events held at once
+        if event_params is not None:  # "by-position": this connection's events as arrays
+            params["event_params"] = event_params
         return Subscription(self, params)
 
 

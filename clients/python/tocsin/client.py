@@ -170,7 +170,7 @@ class Client(Methods):
             raise self._error or ConnectionLost("closed")
         return ev
 
-    def subscribe(self, signals, sources=None, ack=False, prefetch=None):
+    def subscribe(self, signals, sources=None, ack=False, prefetch=None, event_params=None):
         """Subscribes to ``signals`` (a list of numbers/names, one of them, or "*"). Returns a
         :class:`Subscription`, an iterator of events (it ends when the connection closes)."""
         params = {"signals": signals_param(signals)}
@@ -180,6 +180,8 @@ class Client(Methods):
             params["ack"] = True
         if prefetch is not None:
             params["prefetch"] = int(prefetch)  # the most unacked one-of events held at once
+        if event_params is not None:  # "by-position": this connection's events as arrays
+            params["event_params"] = event_params
         sub_id = self._request("subscribe", params, lambda r: r["subscription"])
         return Subscription(self, sub_id)
 
