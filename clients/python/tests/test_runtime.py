@@ -76,16 +76,19 @@ class RuntimeTest(DaemonTestCase):
         seen = []
         rt = self.start([tocsin.Handler("signal", seen.append, "jobs")], name="batcher")
         sent = []
-        real_notify, real_request = runtime._Conn._notify, runtime._Conn._request
+        real_send, real_request = runtime._Conn._send_raw, runtime._Conn._request
 
-        def notify(conn, method, params):
-            sent.append((method, len(params.get("seqs", [])), "notification"))
-            return real_notify(conn, method, params)
+        def send_raw(conn, data):  # notifications: every line sent without an id
+            for line in data.splitlines():
+                msg = json.loads(line)
+                self.assertNotIn("id", msg)
+                sent.append((msg["method"], len(msg["params"].get("seqs", [])), "notification"))
+            return real_send(conn, data)
 
         def request(conn, method, params, *a, **kw):
             sent.append((method, 0, "request"))
             return real_request(conn, method, params, *a, **kw)
-        with mock.patch.object(runtime._Conn, "_notify", notify), \
+        with mock.patch.object(runtime._Conn, "_send_raw", send_raw), \
                 mock.patch.object(runtime._Conn, "_request", request):
             c = self.client()
             for i in range(300):

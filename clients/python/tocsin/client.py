@@ -118,7 +118,10 @@ class Client(Methods):
         msg = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             msg["params"] = params
-        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        self._send_raw((json.dumps(msg, separators=(",", ":")) + "\n").encode())
+
+    def _send_raw(self, data):
+        """Sends whole lines as they are (the runtime's acks, formatted without json)."""
         with self._lock:
             if self._error is not None or self._closed:
                 raise self._error or ConnectionLost("closed")

@@ -156,7 +156,8 @@ class Runtime(object):
         self._conn = None
         self._served = []                   # handlers set up on the current connection
         self._sessions = []
-        self._routes = ({}, {})             # (by signal number or name, by source id)
+        self._routes = ({}, {}, {})         # (by signal number or name, by source id, cache)
+        self._draining = False              # stop: the workers tell the control thread when idle
         self._queue = collections.deque()
         self._cond = threading.Condition(threading.Lock())
         self._idle = 0
@@ -338,7 +339,9 @@ class Runtime(object):
                     continue
                 sid = session.ids.get(h) or session.source_id(h)
                 by_source.setdefault(sid, []).append(h)
-        self._routes = (by_signal, by_source)
+        # The third: handlers by signal number, made at first sight of it (with the name the
+        # event carried, which a reload may change: then made again).
+        self._routes = (by_signal, by_source, {})
 
     def _cleanup(self, conn):
         for session in self._sessions:
@@ -351,6 +354,7 @@ class Runtime(object):
         """On stop: wait for the handlers running to finish (queued ones are left to the
         daemon to hand to others), then send the acks."""
         with self._cond:
+            self._draining = True
             self._queue.clear()
             self._cond.wait_for(lambda: not any(self._busy), 10)
         self._flush()
@@ -382,7 +386,7 @@ class Runtime(object):
                 self._cond.notify(min(self._idle, len(items)))
 
     def _worker(self, i):
-        queue, cond, busy, stop = self._queue, self._cond, self._busy, self._stop
+        queue, cond, busy = self._queue, self._cond, self._busy
         while True:
             try:
                 conn, ev = queue.popleft()
@@ -405,20 +409,25 @@ class Runtime(object):
                     self.failed += 1
             finally:
                 busy[i] = False
-                if stop.is_set():
+                if self._draining:
                     with cond:
                         cond.notify_all()  # _drain_and_flush waits for the busy ones
 
     def _handle(self, conn, ev):
-        by_signal, by_source = self._routes
-        hs = by_signal.get(ev.signal)
-        if ev.name:
-            more = by_signal.get(ev.name)
+        by_signal, by_source, by_number = self._routes
+        known = by_number.get(ev.signal)
+        if known is not None and known[0] == ev.name:
+            hs = known[1]
+        else:
+            hs = list(by_signal.get(ev.signal, ()))
+            if ev.name:
+                hs += by_signal.get(ev.name, ())
+            by_number[ev.signal] = (ev.name, hs)
+        if by_source:
+            src = ev.source
+            more = by_source.get(src[1]) if src is not None else None
             if more:
-                hs = (hs or []) + more
-        src = ev.source
-        if src is not None and src.id in by_source:
-            hs = (hs or []) + by_source[src.id]
+                hs = hs + more
         ok = True
         if hs:
             for h in hs:
@@ -462,7 +471,8 @@ class Runtime(object):
             pass
         if seqs:
             try:
-                conn._notify("ack", {"seqs": seqs})
+                conn._send_raw(b'{"jsonrpc":"2.0","method":"ack","params":{"seqs":[%s]}}\n'
+                               % ",".join(map(str, seqs)).encode())
             except ConnectionLost:
                 pass
 
