@@ -241,3 +241,80 @@ class RuntimeTest(DaemonTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReaderTest(unittest.TestCase):
+    """The runtime's reader on lines written by hand (a socket of the test's own): the fast
+    path for chunks of events by position must give exactly what Event.from_params gives for
+    each line, whatever the payloads hold, and mixed chunks (replies, overflow notices, events
+    by name) must keep their order and meaning."""
+
+    ENVELOPE = '{"jsonrpc":"2.0","method":"signal","params":'
+
+    def setUp(self):
+        import socket
+        import tempfile
+        self.tmp = tempfile.TemporaryDirectory(prefix="tocsin-reader-")
+        self.addCleanup(self.tmp.cleanup)
+        path = os.path.join(self.tmp.name, "s.sock")
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(path)
+        self.server.listen(1)
+        self.batches = []
+        self.closed = threading.Event()
+
+        def sink(conn, batch):
+            if batch is None:
+                self.closed.set()
+            else:
+                self.batches.append(batch)
+        self.conn = runtime._Conn(path, sink)
+        self.peer, _ = self.server.accept()
+        self.addCleanup(self.server.close)
+        self.addCleanup(self.peer.close)
+        self.addCleanup(self.conn.close)
+
+    def events(self):
+        return [ev for b in self.batches for ev in b]
+
+    def line(self, params):
+        return (self.ENVELOPE + json.dumps(params, separators=(",", ":")) + "}\n").encode()
+
+    def test_events_by_position_with_hostile_payloads(self):
+        payloads = ['', 'a}', '}\n{', ']}', '"quoted"', self.ENVELOPE, 'é\u2028',
+                    '{"jsonrpc":"2.0"}', '\\', '[1,2]}\n']
+        sent = [[100 + i, 17, "jobs", "raise", "pid:1", "2026-12-03T01:00:00.000000Z", 0, p,
+                 i % 3] for i, p in enumerate(payloads)]
+        data = b"".join(self.line(a) for a in sent)
+        # in pieces that split lines anywhere: the reader must join them
+        for i in range(0, len(data), 37):
+            self.peer.sendall(data[i:i + 37])
+        wait_until(lambda: len(self.events()) == len(sent), what="every event read")
+        for ev, a in zip(self.events(), sent):
+            want = tocsin.Event.from_params(json.loads(self.line(a))["params"])
+            self.assertEqual((ev.seq, ev.signal, ev.name, ev.source, ev.time, ev.iteration,
+                              ev.payload, ev.ack, ev.delivery, ev.redelivered),
+                             (want.seq, want.signal, want.name, want.source, want.time,
+                              want.iteration, want.payload, want.ack, want.delivery,
+                              want.redelivered))
+            self.assertEqual(ev.payload, a[7])
+
+    def test_a_mixed_chunk_keeps_order_overflow_and_replies(self):
+        by_name = {"seq": 7, "signal": 5, "name": "news", "source": {"kind": "timer", "id": "t"},
+                   "time": "2026-12-03T01:00:00.000000Z", "iteration": 2, "payload": "x"}
+        overflow = {"jsonrpc": "2.0", "method": "overflow",
+                    "params": {"dropped": 3, "first_seq": 4, "last_seq": 6}}
+        chunk = (self.line([1, 5, "news", "raise", "a", "t", 0, "one", 0])
+                 + (json.dumps(overflow) + "\n").encode()
+                 + self.line([8, 5, "news", "raise", "a", "t", 0, "after", 0])
+                 + (json.dumps({"jsonrpc": "2.0", "method": "signal", "params": by_name})
+                    + "\n").encode())
+        with self.assertLogs("tocsin", "WARNING"):
+            self.peer.sendall(chunk)
+            wait_until(lambda: len(self.events()) == 3, what="three events")
+        evs = self.events()
+        self.assertEqual([e.seq for e in evs], [1, 8, 7])
+        self.assertIsNone(evs[0].overflow)
+        self.assertEqual(evs[1].overflow, tocsin.Overflow(3, 4, 6))
+        self.assertEqual((evs[2].name, evs[2].source, evs[2].iteration), ("news",
+                         tocsin.Source("timer", "t"), 2))
