@@ -12,6 +12,10 @@ tocsin.start() (its thread pool, batched acks), with N events raised by a raw pi
 The rate is events handled / time from the first raise to the last handled. The daemon is
 started in a temp dir and stopped by its PID. Exit 1 on any loss or duplicate.
 --profile runs the consumer side under cProfile and prints the top functions.
+Beside it, in the same run (issue 16's "side by side"):
+--uwsgi   uWSGI's in-process signal handlers (bench/uwsgi_signals.py): handled rate and loss
+--peers   Redis Streams and RabbitMQ through their Python clients (bench/oneof_peers.py's rate
+          measure, with /usr/bin/python3, where Debian's redis and pika are)
 """
 
 import argparse
@@ -176,6 +180,8 @@ def main():
     ap.add_argument("--ack-batch", type=int, default=None)
     ap.add_argument("--mode", choices=("one-of", "broadcast", "both"), default="both")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--uwsgi", action="store_true", help="also uWSGI's in-process handlers")
+    ap.add_argument("--peers", action="store_true", help="also Redis Streams and RabbitMQ")
     args = ap.parse_args()
     if not args.tocsind:
         raise SystemExit("no tocsind: pass --tocsind")
@@ -212,7 +218,40 @@ def main():
                 st.add(p)
             st.sort_stats("tottime").print_stats(18)
             del profiles[:]
+    if args.uwsgi:
+        import uwsgi_signals
+        try:
+            print(uwsgi_signals.describe(uwsgi_signals.measure(args.events)))
+        except RuntimeError as e:
+            print("uwsgi: skipped: %s" % e)
+    if args.peers:
+        good &= run_peers(args)
     return 0 if good else 1
+
+
+def run_peers(args):
+    """oneof_peers.py's rate measure for Redis and RabbitMQ (4 consumers, prefetch 100, acks
+    batched; one Python producer), printed as rows beside the runtime's."""
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "oneof_peers.py"), "--only", "redis,rabbitmq",
+           "--json", "--events", str(args.events),
+           "--rabbitmq-events", str(min(args.events, 50000)), "--split-events", "200"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        out = json.loads(r.stdout)
+    except ValueError:
+        print("peers: failed (exit %d): %s" % (r.returncode, r.stderr[-1500:]))
+        return False
+    for name, why in out.get("skipped", {}).items():
+        print("%-9s skipped: %s" % (name, why))
+    for row in out["results"]:
+        if row["measure"] != "rate":
+            continue
+        print("%-9s %d consumers prefetch %d (Python client): %d events in %.3f s = %d acked/s; "
+              "lost %d, duplicates %d; %s"
+              % (row["system"], row["consumers"], row["prefetch"], row["events"], row["seconds"],
+                 row["events_per_s"], row["lost"], row["duplicates"],
+                 out["versions"].get(row["system"], "")))
+    return not out.get("failures")
 
 
 if __name__ == "__main__":
