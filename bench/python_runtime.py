@@ -165,7 +165,12 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None):
           % (mode, concurrency, rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, lost, dup[0],
              entry["delivered"], unacked))
     del base
-    return ok and lost == 0 and dup[0] == 0 and (unacked in (None, 0))
+    return ok and lost == 0 and dup[0] == 0 and (unacked in (None, 0)), rate
+
+
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
 
 def main():
@@ -180,6 +185,7 @@ def main():
     ap.add_argument("--ack-batch", type=int, default=None)
     ap.add_argument("--mode", choices=("one-of", "broadcast", "both"), default="both")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--runs", type=int, default=1, help="runs of each measure (medians printed)")
     ap.add_argument("--uwsgi", action="store_true", help="also uWSGI's in-process handlers")
     ap.add_argument("--peers", action="store_true", help="also Redis Streams and RabbitMQ")
     args = ap.parse_args()
@@ -204,26 +210,42 @@ def main():
             return wrapper
         runtime.Runtime._worker = profiled(runtime.Runtime._worker)
         runtime._Conn._read_loop = profiled(runtime._Conn._read_loop)
-    for mode in modes:
-        d = Daemon(args.tocsind, args.events)
-        try:
-            good &= measure(d, mode, args.events, args.concurrency, args.prefetch,
-                            args.ack_batch)
-        finally:
-            d.stop()
-        if profiles:
-            import pstats
-            st = pstats.Stats(profiles[0])
-            for p in profiles[1:]:
-                st.add(p)
-            st.sort_stats("tottime").print_stats(18)
-            del profiles[:]
+    rates = {m: [] for m in modes}
+    for run in range(args.runs):
+        for mode in modes:
+            d = Daemon(args.tocsind, args.events)
+            try:
+                ok, rate = measure(d, mode, args.events, args.concurrency, args.prefetch,
+                                   args.ack_batch)
+                good &= ok
+                rates[mode].append(rate)
+            finally:
+                d.stop()
+            if profiles:
+                import pstats
+                st = pstats.Stats(profiles[0])
+                for p in profiles[1:]:
+                    st.add(p)
+                st.sort_stats("tottime").print_stats(18)
+                del profiles[:]
+    if args.runs > 1:
+        for mode in modes:
+            print("%-9s median of %d runs: %.0f events/s" % (mode, args.runs, median(rates[mode])))
     if args.uwsgi:
         import uwsgi_signals
-        try:
-            print(uwsgi_signals.describe(uwsgi_signals.measure(args.events)))
-        except RuntimeError as e:
-            print("uwsgi: skipped: %s" % e)
+        uw = []
+        for run in range(args.runs):
+            try:
+                r = uwsgi_signals.measure(args.events)
+            except RuntimeError as e:
+                print("uwsgi: skipped: %s" % e)
+                break
+            print(uwsgi_signals.describe(r))
+            uw.append(r)
+        if len(uw) > 1:
+            print("uWSGI     median of %d runs: %.0f events/s handled, %.1f%% lost"
+                  % (len(uw), median([r["rate"] for r in uw]),
+                     median([100.0 * r["lost"] / r["raised"] for r in uw])))
     if args.peers:
         good &= run_peers(args)
     return 0 if good else 1
