@@ -1291,13 +1291,21 @@ RunResult run_once(const Options& o, int run_index) {
         {"subscribers", sub_cpu}}},
   };
   FILE* h = o.json ? stderr : stdout;
+  // Without subscribers nothing is delivered and there is no last delivery to time.
+  std::string delivery_text = "(no subscribers)";
+  if (o.subscribers > 0) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s deliveries/s (%.3f s, first send to last delivery)",
+                  fmt_rate(res.delivery_rate).c_str(), deliver_s);
+    delivery_text = buf;
+  }
   std::fprintf(
       h,
       "run %d: %s, batch %llu, window %llu, rate %s, payload %zu B, queue %s\n"
       "  events %llu, subscribers %d: received %llu, reported dropped %llu "
       "(%llu overflow notices) -> %s\n"
       "  raise:    %s events/s (%.3f s, first send to last reply)\n"
-      "  delivery: %s deliveries/s (%.3f s, first send to last delivery)\n"
+      "  delivery: %s\n"
       "  latency over %llu deliveries: p50 %s, p99 %s, p99.9 %s, max %s\n",
       run_index, o.mode.c_str(), static_cast<unsigned long long>(o.mode == "sync" ? 1 : o.batch),
       static_cast<unsigned long long>(o.mode == "sync" ? 1 : o.window),
@@ -1307,7 +1315,7 @@ RunResult run_once(const Options& o, int run_index) {
       static_cast<unsigned long long>(raised), o.subscribers,
       static_cast<unsigned long long>(received), static_cast<unsigned long long>(dropped),
       static_cast<unsigned long long>(overflow_notices), res.ok ? "OK, no silent loss" : "FAILED",
-      fmt_rate(res.raise_rate).c_str(), raise_s, fmt_rate(res.delivery_rate).c_str(), deliver_s,
+      fmt_rate(res.raise_rate).c_str(), raise_s, delivery_text.c_str(),
       static_cast<unsigned long long>(all.count()), fmt_us(res.p50).c_str(),
       fmt_us(res.p99).c_str(), fmt_us(res.p999).c_str(), fmt_us(res.max).c_str());
   if (daemon_cpu >= 0) {
