@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The Python runtime's handled rate (issue 16): a no-op handler served by
 tocsin.start() (its thread pool, batched acks), with N events raised by a raw pipelining raiser
-(batches of JSON-RPC raise requests on a plain socket, two in flight).
+(batches of JSON-RPC raise requests on a plain socket, two in flight). --aio: the same through
+tocsin.aio.run() (handlers as asyncio tasks).
 
     python3 bench/python_runtime.py --tocsind build/bench/tocsind [--events 200000]
         [--concurrency 4] [--prefetch N] [--ack-batch N] [--mode one-of|broadcast|both] [--profile]
@@ -110,7 +111,48 @@ def raise_all(path, sig, events, batch=500):
             inflight -= 1
 
 
-def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None):
+class AioRuntime(object):
+    """tocsin.aio.run() in a thread of its own with its own event loop, shaped like the
+    threaded Runtime for measure(): .ready, .prefetch, .ack_batch, .stop()."""
+
+    def __init__(self, handlers, socket_path, concurrency, prefetch, ack_batch, name):
+        import asyncio
+        import tocsin.aio
+        self.prefetch = prefetch or runtime.PREFETCH_PER_WORKER * concurrency
+        self.ack_batch = ack_batch or max(1, self.prefetch // 2)
+        self.ready = threading.Event()
+        self.error = None
+        self._loop = None
+        self._stop = None
+
+        async def body():
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            ready = asyncio.Event()
+
+            async def mark():
+                await ready.wait()
+                self.ready.set()
+            marker = asyncio.ensure_future(mark())
+            try:
+                await tocsin.aio.run(socket_path, stop_event=self._stop, ready=ready,
+                                     registry=handlers, name=name, concurrency=concurrency,
+                                     prefetch=self.prefetch, ack_batch=self.ack_batch)
+            except Exception as e:
+                self.error = e
+            finally:
+                marker.cancel()
+
+        self._thread = threading.Thread(target=lambda: asyncio.run(body()), daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=False):
     sig = 100 if mode == "one-of" else 101
     seen = bytearray(events + 64)
     dup = [0]
@@ -130,9 +172,12 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None):
                 done.set()
 
     h = tocsin.Handler("signal", handler, sig)
-    rt = runtime.Runtime(handlers=[h], socket_path=daemon.sock, concurrency=concurrency,
-                         prefetch=prefetch, ack_batch=ack_batch,
-                         name="bench-" + mode).start()
+    if aio:
+        rt = AioRuntime([h], daemon.sock, concurrency, prefetch, ack_batch, "bench-" + mode)
+    else:
+        rt = runtime.Runtime(handlers=[h], socket_path=daemon.sock, concurrency=concurrency,
+                             prefetch=prefetch, ack_batch=ack_batch,
+                             name="bench-" + mode).start()
     if not rt.ready.wait(10):
         raise SystemExit("the runtime did not set up: %r" % rt.error)
     c = tocsin.Client(daemon.sock)
@@ -160,9 +205,9 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None):
     rt.stop()
     c.close()
     rate = count[0] / (t1 - t0)
-    print("%-9s concurrency %d prefetch %d ack batch %d: %d events in %.3f s = %.0f events/s; lost %d, "
+    print("%-9s %sconcurrency %d prefetch %d ack batch %d: %d events in %.3f s = %.0f events/s; lost %d, "
           "duplicates %d, delivered %d, unacked at end %s"
-          % (mode, concurrency, rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, lost, dup[0],
+          % (mode, "asyncio " if aio else "", concurrency, rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, lost, dup[0],
              entry["delivered"], unacked))
     del base
     return ok and lost == 0 and dup[0] == 0 and (unacked in (None, 0)), rate
@@ -186,6 +231,7 @@ def main():
     ap.add_argument("--mode", choices=("one-of", "broadcast", "both"), default="both")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--runs", type=int, default=1, help="runs of each measure (medians printed)")
+    ap.add_argument("--aio", action="store_true", help="serve with tocsin.aio.run() instead")
     ap.add_argument("--uwsgi", action="store_true", help="also uWSGI's in-process handlers")
     ap.add_argument("--peers", action="store_true", help="also Redis Streams and RabbitMQ")
     args = ap.parse_args()
@@ -216,7 +262,7 @@ def main():
             d = Daemon(args.tocsind, args.events)
             try:
                 ok, rate = measure(d, mode, args.events, args.concurrency, args.prefetch,
-                                   args.ack_batch)
+                                   args.ack_batch, args.aio)
                 good &= ok
                 rates[mode].append(rate)
             finally:

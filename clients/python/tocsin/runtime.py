@@ -28,7 +28,8 @@ import threading
 import weakref
 
 from . import decorators
-from ._common import ConnectionLost, Event, RpcError, socket_path as _resolve_path
+from ._common import (ConnectionLost, Event, RpcError, events_by_position,
+                      socket_path as _resolve_path)
 from .client import Client
 
 log = logging.getLogger("tocsin")
@@ -40,10 +41,6 @@ DEFAULT_ACK_INTERVAL = 0.005
 
 _runtimes = weakref.WeakSet()  # live runtimes of this process, for the fork hook
 _global = None                 # the runtime serving the global registry in this process
-
-
-# What starts every event line by position, up to its params array.
-_BY_POSITION = b'{"jsonrpc":"2.0","method":"signal","params":'
 
 
 class _Conn(Client):
@@ -79,22 +76,10 @@ class _Conn(Client):
                     continue
                 buf = data[end + 1:]
                 body = data[:end]
-                if body.count(_BY_POSITION) == body.count(b"\n") + 1:
-                    # Only events by position (the usual chunk): their arrays, without the
-                    # envelope every line shares, parsed in one call. Safe as bytes: inside a
-                    # JSON string a quote is escaped and a newline is \n, so neither the
-                    # envelope nor "}" + newline can occur in a payload.
-                    try:
-                        arrays = loads(b"[" + body.replace(_BY_POSITION, b"")
-                                       .replace(b"}\n", b",")[:-1] + b"]")
-                    except ValueError:
-                        arrays = None
-                    if arrays is not None and self._overflow is None:
-                        for a in arrays:
-                            batch.append(make(a))
-                        self._batch = []
-                        self._sink(self, batch)
-                        batch = self._batch
+                if self._overflow is None:  # an overflow notice goes on the next event
+                    fast = events_by_position(body, loads)
+                    if fast is not None:
+                        self._sink(self, fast)
                         continue
                 # Every complete line of the chunk parsed in one call, as one JSON array.
                 try:
