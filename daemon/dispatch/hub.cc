@@ -624,7 +624,7 @@ void Hub::expire(std::chrono::steady_clock::time_point now) {
     EventPtr event = p.event;  // give_back may let go of p's; the scope names the event
     logging::Scope scope(*event, holder);
     spdlog::warn("signal {}: client {} did not ack within {}ms (delivery {}): handing it back",
-                 describe_event(*p.event), holder, limits_.ack_timeout.count(), p.delivery);
+                 describe_event(*event), holder, limits_.ack_timeout.count(), p.delivery);
     give_back(std::move(p), Return::ack_timeout, holder);
   }
   if (!late.empty() && !backlog_.empty()) drain_backlogs();

@@ -19,6 +19,9 @@
 
 namespace tocsin::logging {
 
+namespace {
+
+// The syslog priority (0-7) of a spdlog level, as the journal reads it.
 int syslog_priority(int spdlog_level) {
   switch (spdlog_level) {
     case spdlog::level::trace:
@@ -30,8 +33,6 @@ int syslog_priority(int spdlog_level) {
     default: return 6;
   }
 }
-
-namespace {
 
 constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
 

@@ -16,7 +16,4 @@ namespace tocsin::logging {
 
 std::shared_ptr<spdlog::sinks::sink> make_journal_sink();
 
-// The syslog priority (0-7) of a spdlog level, as the journal reads it.
-int syslog_priority(int spdlog_level);
-
 }  // namespace tocsin::logging

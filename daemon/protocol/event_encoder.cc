@@ -112,6 +112,12 @@ char* write_literal(char* p, const char (&text)[N]) {
   return p + N - 1;
 }
 
+// Bytes that need no escaping (a source kind's name).
+char* write_bytes(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
 constexpr std::size_t kNumberBytes = 20;  // the longest std::uint64_t
 
 char* write_number(char* p, std::uint64_t n) {
@@ -153,9 +159,7 @@ char* write_event_fields(char* p, const Event& e) {
   p = write_literal(p, ",\"name\":");
   p = write_json_string(p, e.name);
   p = write_literal(p, ",\"source\":{\"kind\":\"");
-  std::string_view kind = to_string(e.source.kind);
-  std::memcpy(p, kind.data(), kind.size());
-  p += kind.size();
+  p = write_bytes(p, to_string(e.source.kind));
   p = write_literal(p, "\",\"id\":");
   p = write_json_string(p, e.source.id);
   p = write_literal(p, "},\"time\":\"");
@@ -174,13 +178,9 @@ char* write_event_array(char* p, const Event& e, std::uint32_t delivery) {
   p = write_number(p, e.signal);
   *p++ = ',';
   p = write_json_string(p, e.name);
-  *p++ = ',';
-  *p++ = '"';
-  std::string_view kind = to_string(e.source.kind);
-  std::memcpy(p, kind.data(), kind.size());
-  p += kind.size();
-  *p++ = '"';
-  *p++ = ',';
+  p = write_literal(p, ",\"");
+  p = write_bytes(p, to_string(e.source.kind));
+  p = write_literal(p, "\",");
   p = write_json_string(p, e.source.id);
   p = write_literal(p, ",\"");
   p = write_rfc3339(p, e.time);

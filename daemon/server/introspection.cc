@@ -268,20 +268,25 @@ std::string metrics_text(ServerCore& core) {
                   {"index", std::to_string(i)},
                   {"handler", e.handlers[i]->describe()}};
   };
-  family(out, "tocsin_handler_runs_total", "counter",
-         "Events given to a handler (index: its place in the signal's list).");
-  for (const SignalEntry* e : t.entries()) {
-    for (std::size_t i = 0; i < e->handlers.size(); ++i) {
-      sample(out, "tocsin_handler_runs_total", handler_labels(*e, i),
-             e->handlers[i]->counters().runs);
-    }
-  }
-  family(out, "tocsin_handler_failures_total", "counter",
-         "Handler runs that failed (error, exception, exit status, timeout).");
-  for (const SignalEntry* e : t.entries()) {
-    for (std::size_t i = 0; i < e->handlers.size(); ++i) {
-      sample(out, "tocsin_handler_failures_total", handler_labels(*e, i),
-             e->handlers[i]->counters().failures);
+  struct HandlerCounter {
+    const char* name;
+    const char* help;
+    std::uint64_t HandlerCounters::*field;
+  };
+  static constexpr HandlerCounter kHandlerCounters[] = {
+      {"tocsin_handler_runs_total",
+       "Events given to a handler (index: its place in the signal's list).",
+       &HandlerCounters::runs},
+      {"tocsin_handler_failures_total",
+       "Handler runs that failed (error, exception, exit status, timeout).",
+       &HandlerCounters::failures},
+  };
+  for (const auto& hc : kHandlerCounters) {
+    family(out, hc.name, "counter", hc.help);
+    for (const SignalEntry* e : t.entries()) {
+      for (std::size_t i = 0; i < e->handlers.size(); ++i) {
+        sample(out, hc.name, handler_labels(*e, i), e->handlers[i]->counters().*(hc.field));
+      }
     }
   }
   family(out, "tocsin_exec_duration_seconds", "histogram",

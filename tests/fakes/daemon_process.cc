@@ -208,4 +208,8 @@ int DaemonProcess::open_fds() const {
   return n;
 }
 
+int DaemonProcess::wait_open_fds_at_most(int level, std::chrono::milliseconds within) const {
+  return poll_until([&] { return open_fds(); }, [&](int n) { return n <= level; }, within);
+}
+
 }  // namespace tocsin::testing

@@ -62,6 +62,9 @@ class DaemonProcess {
 
   std::string log() const;  // everything logged so far
   int open_fds() const;     // entries in /proc/PID/fd (leak checks)
+  // Waits until it holds at most `level` fds (closes are noticed by the reactor in its own time);
+  // returns what it holds then, so that `EXPECT_LE(..., level)` fails with the count seen.
+  int wait_open_fds_at_most(int level, std::chrono::milliseconds within = kWait) const;
   std::size_t line_count() const;
 
  private:

@@ -24,11 +24,6 @@ signals:
   17: {name: news, handlers: [{target: subscribers}]}
 )Y";
 
-// Waits until the daemon holds at most `level` fds; returns what it holds.
-int wait_fds_at_most(const DaemonProcess& d, int level) {
-  return poll_until([&] { return d.open_fds(); }, [&](int n) { return n <= level; });
-}
-
 // Waits until `path` does not exist; false if it still does at the deadline.
 bool gone_within(const std::string& path) {
   return !poll_until([&] { return std::filesystem::exists(path); }, [](bool e) { return !e; });
@@ -85,7 +80,7 @@ TEST_F(Faults, FileDescriptorsExhaustedWhileClientsConnect) {
   d.expect_line("Too many open files");
   // Those it took are served; the daemon did not spin or die meanwhile.
   clients.clear();
-  EXPECT_LE(wait_fds_at_most(d, base), base) << "fds leaked after the clients left";
+  EXPECT_LE(d.wait_open_fds_at_most(base), base) << "fds leaked after the clients left";
   LineClient after(sock);
   Json r = after.call("version");
   EXPECT_TRUE(r.contains("result")) << r.dump() << d.log();
@@ -125,7 +120,7 @@ TEST_F(Faults, ASubscriberKilledMidStreamLeavesTheOthersWhole) {
     EXPECT_EQ((*n)["params"]["payload"], std::to_string(i));
   }
   // The dead one's connection is closed and its fd gone.
-  EXPECT_LE(wait_fds_at_most(d, base), base) << "the killed subscriber's fd leaked";
+  EXPECT_LE(d.wait_open_fds_at_most(base), base) << "the killed subscriber's fd leaked";
   EXPECT_EQ(status_until(admin, [](const Json& st) { return st["clients"] == 2; })["clients"], 2);
 }
 
@@ -228,7 +223,7 @@ timers:
     if (seq == good_prev) break;  // the last event
   }
   EXPECT_TRUE(overflowed);
-  EXPECT_LE(wait_fds_at_most(d, base), base);
+  EXPECT_LE(d.wait_open_fds_at_most(base), base);
 }
 
 // ---- kernel limits, lowered for real inside a user namespace ------------------------------------
@@ -425,7 +420,7 @@ cron:
   ASSERT_TRUE(n && (*n)["method"] == "signal") << d.log();
   in_namespace(d.pid(), "--mount", "mount -o remount,rw " + state);
   d.expect_line("written again", &from);
-  EXPECT_LE(wait_fds_at_most(d, base), base) << "fds leaked by the failed writes";
+  EXPECT_LE(d.wait_open_fds_at_most(base), base) << "fds leaked by the failed writes";
 }
 
 }  // namespace

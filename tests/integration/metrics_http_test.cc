@@ -410,7 +410,7 @@ TEST_F(MetricsHttpTest, ASlowClientIsClosedAtTheTimeoutAndOthersAreServedMeanwhi
                       << sent << " bytes";
   ::close(slow);
   EXPECT_EQ(request(port, "GET", "/metrics").status, 200);
-  EXPECT_LE(poll_until([&] { return d.open_fds(); }, [&](int n) { return n <= base; }), base);
+  EXPECT_LE(d.wait_open_fds_at_most(base), base);
 }
 
 TEST_F(MetricsHttpTest, AHugeHeaderAndGarbageAreRefusedAndClosed) {
@@ -467,7 +467,7 @@ TEST_F(MetricsHttpTest, AHugeHeaderAndGarbageAreRefusedAndClosed) {
   }
   EXPECT_EQ(request(port, "GET", "/metrics").status, 200) << d.log();
   EXPECT_TRUE(admin.call("version").contains("result"));
-  EXPECT_LE(poll_until([&] { return d.open_fds(); }, [&](int n) { return n <= base; }), base);
+  EXPECT_LE(d.wait_open_fds_at_most(base), base);
 }
 
 TEST_F(MetricsHttpTest, AThousandConnectionsAtOnceLeaveTheDaemonServing) {
@@ -512,7 +512,7 @@ TEST_F(MetricsHttpTest, AThousandConnectionsAtOnceLeaveTheDaemonServing) {
   Response r = poll_until([&] { return request(port, "GET", "/metrics"); },
                           [](const Response& x) { return x.status == 200; });
   EXPECT_EQ(r.status, 200) << d.log();
-  EXPECT_LE(poll_until([&] { return d.open_fds(); }, [&](int n) { return n <= base; }), base)
+  EXPECT_LE(d.wait_open_fds_at_most(base), base)
       << d.log();
   EXPECT_NE(d.log().find("closed at once"), std::string::npos) << d.log();
 }
