@@ -118,8 +118,7 @@ class AioRuntime(object):
     def __init__(self, handlers, socket_path, concurrency, prefetch, ack_batch, name):
         import asyncio
         import tocsin.aio
-        self.prefetch = prefetch or runtime.PREFETCH_PER_WORKER * concurrency
-        self.ack_batch = ack_batch or max(1, self.prefetch // 2)
+        self.prefetch, self.ack_batch = runtime.credit(concurrency, prefetch, ack_batch)
         self.ready = threading.Event()
         self.error = None
         self._loop = None
@@ -158,7 +157,6 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
     dup = [0]
     done = threading.Event()
     count = [0]
-    first = [None]
     lock = threading.Lock()
 
     def handler(ev):
@@ -181,13 +179,15 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
     if not rt.ready.wait(10):
         raise SystemExit("the runtime did not set up: %r" % rt.error)
     c = tocsin.Client(daemon.sock)
-    base = c.status()["last_seq"]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), os.times()
     # The raiser is another process: in this one it would take the GIL from the runtime.
     raiser = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--raise-only",
                                daemon.sock, str(sig), str(events)])
     ok = done.wait(max(60, events / 5000))
-    t1 = time.perf_counter()
+    t1, cpu1 = time.perf_counter(), os.times()
+    # This process's CPU (the runtime's threads and the handler; the raiser and the daemon are
+    # other processes) per event handled.
+    cpu_us = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e6 / max(1, count[0])
     if raiser.wait() != 0:
         raise SystemExit("the raiser failed")
     lost = events - count[0]
@@ -205,11 +205,10 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
     rt.stop()
     c.close()
     rate = count[0] / (t1 - t0)
-    print("%-9s %sconcurrency %d prefetch %d ack batch %d: %d events in %.3f s = %.0f events/s; lost %d, "
-          "duplicates %d, delivered %d, unacked at end %s"
-          % (mode, "asyncio " if aio else "", concurrency, rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, lost, dup[0],
-             entry["delivered"], unacked))
-    del base
+    print("%-9s %sconcurrency %d prefetch %d ack batch %d: %d events in %.3f s = %.0f events/s "
+          "(consumer CPU %.1f us/event); lost %d, duplicates %d, delivered %d, unacked at end %s"
+          % (mode, "asyncio " if aio else "", concurrency, rt.prefetch, rt.ack_batch, count[0],
+             t1 - t0, rate, cpu_us, lost, dup[0], entry["delivered"], unacked))
     return ok and lost == 0 and dup[0] == 0 and (unacked in (None, 0)), rate
 
 

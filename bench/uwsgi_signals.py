@@ -115,10 +115,12 @@ def measure(events, timeout=60.0):
                     return f.read()
             except OSError:
                 return ""
-        while "spawned uWSGI worker 1" not in log_text() or "spawned uWSGI mule 1" not in log_text():
+        text = log_text()
+        while "spawned uWSGI worker 1" not in text or "spawned uWSGI mule 1" not in text:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("uWSGI did not start:\n" + log_text()[-2000:])
+                raise RuntimeError("uWSGI did not start:\n" + text[-2000:])
             time.sleep(0.05)
+            text = log_text()
         open(out + ".ready", "w").close()
         while not os.path.exists(out):
             if proc.poll() is not None or time.monotonic() > deadline:

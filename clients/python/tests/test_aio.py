@@ -247,6 +247,19 @@ class AioRuntimeTest(DaemonTestCase):
                 self.fail("timed out waiting for " + what)
             await asyncio.sleep(0.005)
 
+    async def status_until(self, read, done, what, timeout=15):
+        """Reads ``await read()`` again until ``done(value)``; fails naming ``what`` and the last
+        value at the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        value = await read()
+        while not done(value):
+            if loop.time() > deadline:
+                self.fail("timed out waiting for %s; last seen %r" % (what, value))
+            await asyncio.sleep(0.005)
+            value = await read()
+        return value
+
     async def start(self, **kw):
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.ensure_future(tocsin.aio.run(self.path, stop_event=stop, ready=ready,
@@ -283,14 +296,14 @@ class AioRuntimeTest(DaemonTestCase):
                 await self.until(lambda: running[0] == 3, "three handlers running at once")
                 seqs = [await c.raise_signal("jobs", "n%d" % i) for i in range(200)]
 
-                def pool():
-                    return [x for x in st["clients_detail"] if x["name"] == "aio-pool"][0]
-                st = await c.status()
-                # the prefetch follows the concurrency; the pool holds what it was given
-                self.assertEqual(pool()["prefetch"], 48)
-                while pool()["unacked"] < 48:
-                    await asyncio.sleep(0.005)
+                async def pool():
                     st = await c.status()
+                    return [x for x in st["clients_detail"] if x["name"] == "aio-pool"][0]
+                # the prefetch follows the concurrency; the pool holds what it was given
+                self.assertEqual((await pool())["prefetch"], 48)
+                held = await self.status_until(pool, lambda p: p["unacked"] == 48,
+                                               "the pool to hold its 48")
+                self.assertEqual(held["unacked"], 48)
                 self.assertEqual(running[0], 3, "a fourth handler started")
                 gate.set()
                 await self.until(lambda: len(handled) == 203, "every event handled")
@@ -298,9 +311,8 @@ class AioRuntimeTest(DaemonTestCase):
                 self.assertEqual(set(seqs) - set(handled), set())
                 self.assertEqual(most[0], 3)
                 # every ack went out (as notifications, batched): nothing is held any more
-                while pool()["unacked"]:
-                    await asyncio.sleep(0.005)
-                    st = await c.status()
+                done = await self.status_until(pool, lambda p: p["unacked"] == 0, "every ack")
+                self.assertEqual(done["unacked"], 0)
                 entry = [e for e in await c.table() if e["signal"] == 30][0]
                 self.assertEqual(entry["delivered"], 203)
             stop.set()

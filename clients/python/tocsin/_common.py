@@ -76,21 +76,9 @@ class Event(object):
         self.raw = raw
 
     @classmethod
-    def from_params(cls, params):
-        if params.__class__ is list:  # event_params "by-position"
-            return cls._from_wire(params)
-        src = params.get("source") or {}
-        return cls(signal=params.get("signal"), name=params.get("name"),
-                   seq=params.get("seq", 0),
-                   source=Source(src.get("kind"), src.get("id")),
-                   time=params.get("time"), iteration=params.get("iteration", 0),
-                   payload=params.get("payload"), ack=bool(params.get("ack", False)),
-                   redelivered=bool(params.get("redelivered", False)), raw=params,
-                   delivery=params.get("delivery", 0))
-
-    @classmethod
-    def _from_wire(cls, params, _new=object.__new__, _Source=Source):
-        """from_params without the keyword call: the runtime's reader makes one per event."""
+    def from_params(cls, params, _new=object.__new__, _Source=Source):
+        """The event of a ``signal`` notification's params: an object (by name) or an array
+        (``event_params: "by-position"``). No keyword call: the runtimes make one per event."""
         ev = _new(cls)
         if params.__class__ is list:
             # [seq, signal, name, source kind, source id, time, iteration, payload, delivery]
@@ -105,7 +93,7 @@ class Event(object):
         ev.signal, ev.name, ev.seq = get("signal"), get("name"), get("seq", 0)
         ev.source = _Source(src.get("kind"), src.get("id")) if src else _Source(None, None)
         ev.time, ev.iteration, ev.payload = get("time"), get("iteration", 0), get("payload")
-        ev.ack, ev.redelivered = get("ack", False) is True, get("redelivered", False) is True
+        ev.ack, ev.redelivered = bool(get("ack", False)), bool(get("redelivered", False))
         ev.delivery, ev.overflow, ev.raw = get("delivery", 0), None, params
         return ev
 
@@ -141,7 +129,7 @@ def events_by_position(body, loads):
         arrays = loads(b"[" + body.replace(BY_POSITION, b"").replace(b"}\n", b",")[:-1] + b"]")
     except ValueError:
         return None
-    make = Event._from_wire
+    make = Event.from_params
     return [make(a) for a in arrays]
 
 

@@ -294,20 +294,20 @@ class _Serving(object):
 
     def __init__(self, client, session, concurrency, acks):
         self.client, self.session, self.acks = client, session, acks
-        self.busy = 0
+        self.busy = set()  # the workers running a handler
         self.stopping = False
-        self.handled = self.failed = 0
         self.workers = [asyncio.ensure_future(self._worker()) for _ in range(concurrency)]
 
     async def _worker(self):
         client = self.client
+        me = asyncio.current_task()
         while not self.stopping:
             ev = await client.next_event()  # ConnectionLost ends this worker, and the serving
-            self.busy += 1
+            self.busy.add(me)
             try:
                 await self._handle(ev)
             finally:
-                self.busy -= 1
+                self.busy.discard(me)
             if self.acks.seqs and client._events.empty():
                 self.acks.flush()  # nothing waits: what is done goes out now, not in 5 ms
 
@@ -322,10 +322,6 @@ class _Serving(object):
                 ok = False
                 log.exception("tocsin: handler %s failed on %r%s", h, ev,
                               "; nacked" if ev.ack else "")
-        if ok:
-            self.handled += 1
-        else:
-            self.failed += 1
         if not ev.ack:
             return
         if ok:
@@ -337,10 +333,10 @@ class _Serving(object):
         """Lets the handlers running finish (up to ``timeout``), then sends what is acked; the
         events not started are left to the daemon, which gives them to others."""
         self.stopping = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.busy and loop.time() < deadline:
-            await asyncio.sleep(0.005)
+        for w in self.workers:
+            if w not in self.busy:
+                w.cancel()  # waiting for an event: nothing to finish
+        await asyncio.wait(self.workers, timeout=timeout)  # the busy ones end after theirs
         for w in self.workers:
             w.cancel()
         await asyncio.gather(*self.workers, return_exceptions=True)
@@ -377,8 +373,7 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
     from ._common import RpcError
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    prefetch = int(prefetch) if prefetch else runtime.PREFETCH_PER_WORKER * concurrency
-    ack_batch = int(ack_batch) if ack_batch else max(1, prefetch // 2)
+    prefetch, ack_batch = runtime.credit(concurrency, prefetch, ack_batch)
     path = _resolve_path(socket_path)
     stop_ev = stop_event if stop_event is not None else asyncio.Event()
     decorators._current_stop = stop_ev

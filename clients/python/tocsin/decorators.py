@@ -193,7 +193,7 @@ class _Session(object):
 
     def _subscribe(self, params):
         params["ack"] = True
-        # Events with their params as an array: half the parsing of the object form, the
+        # Events with their params as an array: 0.5-0.75 of the parsing of the object form, the
         # largest cost per event in this process (docs/BENCHMARKS.md, Python runtime). A daemon
         # that does not know it sends objects, which Event reads as well.
         params["event_params"] = "by-position"

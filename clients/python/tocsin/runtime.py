@@ -36,6 +36,14 @@ log = logging.getLogger("tocsin")
 
 DEFAULT_CONCURRENCY = 4
 PREFETCH_PER_WORKER = 16
+
+
+def credit(concurrency, prefetch=None, ack_batch=None):
+    """(prefetch, ack_batch) of a runtime, the threaded one and tocsin.aio.run() alike: what was
+    asked for, else PREFETCH_PER_WORKER x concurrency and half of that."""
+    prefetch = int(prefetch) if prefetch else PREFETCH_PER_WORKER * concurrency
+    return prefetch, int(ack_batch) if ack_batch else max(1, prefetch // 2)
+
 DEFAULT_LINGER = 30.0
 DEFAULT_ACK_INTERVAL = 0.005
 
@@ -59,7 +67,7 @@ class _Conn(Client):
         sock = self._sock
         loads = json.loads
         dispatch = self._dispatch
-        make = Event._from_wire
+        make = Event.from_params
         batch = self._batch
         buf = b""
         reason = "connection closed by tocsind"
@@ -144,8 +152,7 @@ class Runtime(object):
             raise ValueError("concurrency must be at least 1")
         self.path = _resolve_path(socket_path)
         self.concurrency = int(concurrency)
-        self.prefetch = int(prefetch) if prefetch else PREFETCH_PER_WORKER * self.concurrency
-        self.ack_batch = int(ack_batch) if ack_batch else max(1, self.prefetch // 2)
+        self.prefetch, self.ack_batch = credit(self.concurrency, prefetch, ack_batch)
         self.ack_interval = ack_interval
         self.name, self.group = name, group
         self.linger, self.shared, self.replace = linger, shared, replace
