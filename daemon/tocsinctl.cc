@@ -382,8 +382,7 @@ int cmd_timers(Client& c, const Options& o, bool all) {
   std::size_t left_out = 0;
   const Json sources = r->value("sources", Json::object());
   for (const auto& s : sources.value("list", Json::array())) {
-    const std::string kind = s.value("kind", "");
-    if (kind != "timer" && kind != "rb_timer" && kind != "cron" && kind != "at") continue;
+    if (!s.value("timed", false)) continue;  // its kind does not fire by time
     Row row{s, parse_utc(s.value("next_fire", Json())), parse_utc(s.value("last_fire", Json()))};
     // Retired: an `at` entry that fired, was missed or had passed, or any source not `ok`.
     if (!all && (!row.next || s.value("state", "ok") != "ok")) {

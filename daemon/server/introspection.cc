@@ -34,6 +34,8 @@ Json source_json(const SourceStatus& s) {
          {"next_fire", s.next ? Json(format_rfc3339(*s.next)) : Json()},
          {"last_fire", s.last ? Json(format_rfc3339(*s.last)) : Json()},
          {"from_config", s.from_config}};
+  const SourceSchema* schema = schema_for_kind(s.kind);
+  j["timed"] = schema != nullptr && schema->fires_by_time();
   if (!s.why.empty()) j["why"] = s.why;
   if (!s.from_config) {
     // How a run-time source is shared (SPEC §3): its lifetime and the clients declaring it.

@@ -76,6 +76,9 @@ class SourceSchema {
   virtual std::string_view noun() const { return kind().name(); }
   // The socket method that adds one at run time ("add_timer"), or "" for none.
   virtual std::string_view add_method() const = 0;
+  // Whether its sources fire at instants in time (timers, cron, at): `status` marks them
+  // `"timed":true` and `tocsinctl timers` lists them by next fire.
+  virtual bool fires_by_time() const { return false; }
   // What the section is: a list of specs (most kinds), or a mapping whose entries are specs
   // (posix_signals: {SIGUSR1: 5}).
   virtual bool keyed_section() const { return false; }

@@ -2,7 +2,7 @@
 //
 // The YAML file and the socket's requests describe the same things (a timer, a cron job, ...) as
 // trees of mappings, lists and scalars. Each edge turns what it read into a spec::Node — the YAML
-// loader (daemon/config/yaml_node.cc) and the server (daemon/server/json_node.cc) — and every
+// loader (daemon/config/loader.cc) and the server (daemon/server/json_node.cc) — and every
 // schema (the loader's sections, each source kind's spec) reads Nodes through a spec::Reader. So
 // a field has one parser, one default and one error message wherever it comes from; only the
 // position differs: file:line:column for YAML, the field's path in the params for a request

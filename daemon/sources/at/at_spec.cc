@@ -34,6 +34,7 @@ class AtSchema final : public SourceSchema {
   std::string_view config_key() const override { return "at"; }
   std::string_view noun() const override { return "at entry"; }
   std::string_view add_method() const override { return "add_at"; }
+  bool fires_by_time() const override { return true; }
 
   std::shared_ptr<SourceSpec> parse(spec::Reader& r, const spec::Value& item) const override {
     const std::size_t problems = r.problem_count();

@@ -72,6 +72,7 @@ class CronSchema final : public SourceSchema {
   std::string_view config_key() const override { return "cron"; }
   std::string_view noun() const override { return "cron job"; }
   std::string_view add_method() const override { return "add_cron"; }
+  bool fires_by_time() const override { return true; }
 
   std::shared_ptr<SourceSpec> parse(spec::Reader& r, const spec::Value& item) const override {
     const std::size_t problems = r.problem_count();

@@ -56,6 +56,7 @@ class TimerSchema final : public SourceSchema {
   SourceKind kind() const override { return rb_ ? SourceKind::rb_timer : SourceKind::timer; }
   std::string_view config_key() const override { return rb_ ? "rb_timers" : "timers"; }
   std::string_view add_method() const override { return rb_ ? "add_rb_timer" : "add_timer"; }
+  bool fires_by_time() const override { return true; }
 
   std::shared_ptr<SourceSpec> parse(spec::Reader& r, const spec::Value& item) const override {
     const std::size_t problems = r.problem_count();
