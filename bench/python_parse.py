@@ -2,7 +2,8 @@
 """What parsing an event costs a Python client, per form (issue 16, docs/decisions/0009): the
 `signal` notification with its params by name (an object), by position (an array, what the
 runtimes ask for), and the runtime's fast path (a chunk of lines by position parsed as one array
-without the envelope). Lines like the daemon's, parsed 1,000 to a chunk and dropped, as a reader
+without the envelope); then the fast path and the threaded runtime's dispatch to a no-op handler
+on the reader (caller runs, a broadcast event: no ack), without a daemon. Lines like the daemon's, parsed 1,000 to a chunk and dropped, as a reader
 does; CPU time of this process per event, best of --repeat.
 
     python3 bench/python_parse.py [--events 200000] [--repeat 3]
@@ -17,6 +18,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "clients", "python"))
 
+import tocsin  # noqa: E402
+from tocsin import runtime  # noqa: E402
 from tocsin._common import Event, events_by_position  # noqa: E402
 
 BY_NAME = ('{"jsonrpc":"2.0","method":"signal","params":{"seq":%d,"signal":101,"name":"bench",'
@@ -41,6 +44,17 @@ def fast(body):
     return events_by_position(body, json.loads)
 
 
+def dispatched():
+    """The fast path, then the runtime's caller-runs loop with one no-op handler of signal 101."""
+    rt = runtime.Runtime(handlers=[], socket_path="/nonexistent")
+    h = tocsin.Handler("signal", lambda ev: None, 101)
+    rt._routes = ({101: [h]}, {}, {})
+
+    def run(body):
+        rt._run_inline(None, events_by_position(body, json.loads))
+    return run
+
+
 def cost(fn, bodies, events, repeat):
     best = None
     for _ in range(repeat):
@@ -60,7 +74,8 @@ def main():
     by_name, by_position = chunks(BY_NAME, a.events), chunks(BY_POSITION, a.events)
     rows = [("by name, json + Event", general, by_name),
             ("by position, json + Event", general, by_position),
-            ("by position, fast path + Event", fast, by_position)]
+            ("by position, fast path + Event", fast, by_position),
+            ("fast path + runtime dispatch", dispatched(), by_position)]
     base = None
     for label, fn, bodies in rows:
         us = cost(fn, bodies, a.events, a.repeat)

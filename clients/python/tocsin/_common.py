@@ -76,7 +76,7 @@ class Event(object):
         self.raw = raw
 
     @classmethod
-    def from_params(cls, params, _new=object.__new__, _Source=Source):
+    def from_params(cls, params, _new=object.__new__, _Source=Source, _tuple=tuple.__new__):
         """The event of a ``signal`` notification's params: an object (by name) or an array
         (``event_params: "by-position"``). No keyword call: the runtimes make one per event."""
         ev = _new(cls)
@@ -84,14 +84,14 @@ class Event(object):
             # [seq, signal, name, source kind, source id, time, iteration, payload, delivery]
             (ev.seq, ev.signal, ev.name, kind, sid, ev.time, ev.iteration, ev.payload,
              delivery) = params[:9]
-            ev.source = _Source(kind, sid)
+            ev.source = _tuple(_Source, (kind, sid))  # a third of Source(kind, sid)'s time
             ev.ack, ev.redelivered, ev.delivery = delivery > 0, delivery > 1, delivery
             ev.overflow, ev.raw = None, params
             return ev
         get = params.get
         src = get("source")
         ev.signal, ev.name, ev.seq = get("signal"), get("name"), get("seq", 0)
-        ev.source = _Source(src.get("kind"), src.get("id")) if src else _Source(None, None)
+        ev.source = _tuple(_Source, (src.get("kind"), src.get("id")) if src else (None, None))
         ev.time, ev.iteration, ev.payload = get("time"), get("iteration", 0), get("payload")
         ev.ack, ev.redelivered = bool(get("ack", False)), bool(get("redelivered", False))
         ev.delivery, ev.overflow, ev.raw = get("delivery", 0), None, params

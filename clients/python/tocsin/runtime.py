@@ -3,7 +3,12 @@
 
 - One connection to tocsind; its reader thread parses what arrives a chunk at a time and hands
   the events to ``concurrency`` worker threads (a deque and a condition; at most
-  ``concurrency`` handlers run at once). The acking subscriptions ask for ``prefetch`` unacked
+  ``concurrency`` handlers run at once). Caller runs (``inline``, on by default): while
+  nothing waits for the pool and a worker is free, the reader runs a chunk's handlers itself,
+  which spares a quick handler a wake-up and a GIL switch per event. Handlers whose calls
+  average more than ``INLINE_MAX`` (1 ms) go to the pool; one that holds the reader longer than
+  ``TAKEOVER_AFTER`` (10 ms) makes another thread take reading over, and counts as one of the
+  ``concurrency`` until it returns. So slow handlers get the pool's concurrency. The acking subscriptions ask for ``prefetch`` unacked
   one-of events (default ``PREFETCH_PER_WORKER`` x concurrency), so the daemon gives this
   process no more than it can start soon, and the rest to other processes.
 - A one-of event whose handlers all returned is acked; acks are batched and sent as JSON-RPC
@@ -25,6 +30,7 @@ import json
 import logging
 import os
 import threading
+import time
 import weakref
 
 from . import decorators
@@ -46,6 +52,13 @@ def credit(concurrency, prefetch=None, ack_batch=None):
 
 DEFAULT_LINGER = 30.0
 DEFAULT_ACK_INTERVAL = 0.005
+# Caller runs: while nothing waits for the pool and a worker is free, the reader thread runs a
+# chunk's handlers itself instead of handing each event to a worker (a hand-off is a wake-up and
+# a GIL switch). Handlers whose calls average more than INLINE_MAX seconds (the newest call
+# weighs 1/4) go to the pool; one that holds the reader longer than TAKEOVER_AFTER makes
+# another thread take reading over (so a handler that blocks never stops the others).
+INLINE_MAX = 0.001
+TAKEOVER_AFTER = 0.01
 
 _runtimes = weakref.WeakSet()  # live runtimes of this process, for the fork hook
 _global = None                 # the runtime serving the global registry in this process
@@ -58,18 +71,29 @@ class _Conn(Client):
     def __init__(self, path, sink, timeout=30.0):
         self._sink = sink
         self._batch = []
+        self._buf = b""              # what the reader read past its last complete line
+        self._taking_over = threading.Lock()
         super().__init__(path, timeout=timeout)
+
+    def take_over(self):
+        """While the reader thread is in ``sink`` (running a handler that takes long), a new
+        reader thread goes on reading from where it stopped; the old one ends when ``sink``
+        returns. The caller makes sure the old reader is inside ``sink`` until this returns."""
+        t = threading.Thread(target=self._read_loop, args=(self._buf,), name="tocsin-reader",
+                             daemon=True)
+        self._reader = t
+        t.start()
 
     def _on_event(self, ev):
         self._batch.append(ev)
 
-    def _read_loop(self):
+    def _read_loop(self, buf=b""):
+        me = threading.current_thread()
         sock = self._sock
         loads = json.loads
         dispatch = self._dispatch
         make = Event.from_params
         batch = self._batch
-        buf = b""
         reason = "connection closed by tocsind"
         try:
             while True:
@@ -82,12 +106,14 @@ class _Conn(Client):
                 if end < 0:
                     buf = data
                     continue
-                buf = data[end + 1:]
+                buf = self._buf = data[end + 1:]
                 body = data[:end]
                 if self._overflow is None:  # an overflow notice goes on the next event
                     fast = events_by_position(body, loads)
                     if fast is not None:
                         self._sink(self, fast)
+                        if self._reader is not me:
+                            return  # taken over while a handler ran: the new reader goes on
                         continue
                 # Every complete line of the chunk parsed in one call, as one JSON array.
                 try:
@@ -103,6 +129,8 @@ class _Conn(Client):
                 if batch:
                     self._batch = []
                     self._sink(self, batch)
+                    if self._reader is not me:
+                        return
                     batch = self._batch
         except OSError as e:
             reason = "connection lost: %s" % e
@@ -138,6 +166,16 @@ class _Conn(Client):
             pass
 
 
+class _Route(object):
+    """The handlers of a signal (or of a signal and a source), and what a call of them costs:
+    an average of the calls' wall time, the newest weighing 1/4 (caller runs: see INLINE_MAX)."""
+
+    __slots__ = ("name", "handlers", "cost")
+
+    def __init__(self, name, handlers):
+        self.name, self.handlers, self.cost = name, handlers, 0.0
+
+
 class Runtime(object):
     """Serves handlers; see the module's doc. ``handlers``: a list of :class:`Handler` (default:
     every registered one, and those registered later). ``shared``/``linger``/``replace``: how
@@ -147,13 +185,15 @@ class Runtime(object):
     def __init__(self, handlers=None, socket_path=None, concurrency=DEFAULT_CONCURRENCY,
                  prefetch=None, name=None, group=None, linger=DEFAULT_LINGER, shared=True,
                  replace=False, ack_batch=None, ack_interval=DEFAULT_ACK_INTERVAL,
-                 max_reconnects=None, backoff_max=2.0, stop_event=None, ready=None):
+                 max_reconnects=None, backoff_max=2.0, stop_event=None, ready=None,
+                 inline=True):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.path = _resolve_path(socket_path)
         self.concurrency = int(concurrency)
         self.prefetch, self.ack_batch = credit(self.concurrency, prefetch, ack_batch)
         self.ack_interval = ack_interval
+        self.inline = inline                # caller runs quick handlers while the pool idles
         self.name, self.group = name, group
         self.linger, self.shared, self.replace = linger, shared, replace
         self.max_reconnects, self.backoff_max = max_reconnects, backoff_max
@@ -173,14 +213,24 @@ class Runtime(object):
         self._routes = ({}, {}, {})         # (by signal number or name, by source id, cache)
         self._draining = False              # stop: the workers tell the control thread when idle
         self._queue = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        pool_lock = threading.Lock()
+        self._cond = threading.Condition(pool_lock)
+        # Where the last worker sits out while a reader taken over runs a handler (a condition
+        # of its own on the same lock: a notify for the queue must not wake it instead).
+        self._sit_out = threading.Condition(pool_lock)
         self._idle = 0
         self._exit = False
         self._workers = []
         self._busy = []
+        # Caller runs: the reader is running handlers, since when the one in hand, whether the
+        # timer thread took reading over from it (then it ends after that handler).
+        self._reader_busy = False
+        self._inline_start = 0.0
+        self._taken = False
+        self._inline_lock = threading.Lock()
         self._acks = collections.deque()   # seqs done, not acked yet (of _ack_conn)
         self._ack_conn = None
-        self._ack_waiting = threading.Event()
+        self._tick = threading.Event()      # the timer thread has something to watch
         self.handled = 0
         self.failed = 0
         _runtimes.add(self)
@@ -211,7 +261,10 @@ class Runtime(object):
             return
         self._stop.set()
         self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        me = threading.current_thread()
+        if me in self._workers or getattr(me, "_tocsin_runtime", None) is self:
+            return  # from a handler: it must return before the runtime can stop
+        if self._thread is not None and self._thread is not me:
             self._thread.join(timeout)
 
     def join(self, timeout=None):
@@ -281,7 +334,7 @@ class Runtime(object):
                                  daemon=True)
             t.start()
             self._workers.append(t)
-        flusher = threading.Thread(target=self._flusher, name="tocsin-acks", daemon=True)
+        flusher = threading.Thread(target=self._timer, name="tocsin-acks", daemon=True)
         flusher.start()
         self._flusher_thread = flusher
         failures = 0
@@ -353,8 +406,8 @@ class Runtime(object):
                     continue
                 sid = session.ids.get(h) or session.source_id(h)
                 by_source.setdefault(sid, []).append(h)
-        # The third: handlers by signal number, made at first sight of it (with the name the
-        # event carried, which a reload may change: then made again).
+        # The third: a _Route by signal number (or (number, source id)), made at first sight of
+        # it (with the name the event carried, which a reload may change: then made again).
         self._routes = (by_signal, by_source, {})
 
     def _cleanup(self, conn):
@@ -370,7 +423,7 @@ class Runtime(object):
         with self._cond:
             self._draining = True
             self._queue.clear()
-            self._cond.wait_for(lambda: not any(self._busy), 10)
+            self._cond.wait_for(lambda: not any(self._busy) and not self._reader_busy, 10)
         self._flush()
 
     def _shutdown_workers(self):
@@ -378,10 +431,11 @@ class Runtime(object):
             self._exit = True
             self._queue.clear()
             self._cond.notify_all()
+            self._sit_out.notify_all()
         for t in self._workers:
             t.join(10)
         self._workers = []
-        self._ack_waiting.set()
+        self._tick.set()
         # Joined too: when stop() returns, no thread of this runtime is left running.
         flusher = getattr(self, "_flusher_thread", None)
         if flusher is not None and flusher is not threading.current_thread():
@@ -393,6 +447,13 @@ class Runtime(object):
         if batch is None:  # the connection is gone
             self._wake.set()
             return
+        # The reader takes an idle worker's turn: nothing is waiting for the pool, a worker is
+        # free (so no more than `concurrency` handlers run), no reader taken over still runs one.
+        if self.inline and self._idle and not self._queue and not self._reader_busy:
+            done = self._run_inline(conn, batch)
+            if done == len(batch):
+                return
+            batch = batch[done:]
         items = [(conn, ev) for ev in batch]
         with self._cond:
             self._queue.extend(items)
@@ -401,7 +462,16 @@ class Runtime(object):
 
     def _worker(self, i):
         queue, cond, busy = self._queue, self._cond, self._busy
+        route_of, run, clock = self._route_of, self._run, time.perf_counter
+        last = i == self.concurrency - 1
         while True:
+            if last and self._taken:
+                # A reader taken over still runs a handler: it counts as this worker, so that
+                # no more than `concurrency` handlers run at once.
+                with cond:
+                    while self._taken and not self._exit:
+                        self._sit_out.wait()
+                continue
             try:
                 conn, ev = queue.popleft()
             except IndexError:
@@ -417,31 +487,74 @@ class Runtime(object):
                 continue
             busy[i] = True
             try:
-                if self._handle(conn, ev):
+                r = route_of(ev)
+                start = clock()
+                if run(conn, ev, r.handlers):
                     self.handled += 1
                 else:
                     self.failed += 1
+                r.cost += (clock() - start - r.cost) * 0.25
             finally:
                 busy[i] = False
                 if self._draining:
                     with cond:
                         cond.notify_all()  # _drain_and_flush waits for the busy ones
 
-    def _handle(self, conn, ev):
-        by_signal, by_source, by_number = self._routes
-        known = by_number.get(ev.signal)
-        if known is not None and known[0] == ev.name:
-            hs = known[1]
-        else:
+    def _run_inline(self, conn, batch):
+        """Caller runs (see INLINE_MAX): handles events of ``batch`` on the reader thread while
+        their handlers are quick; returns how many it took (the rest go to the pool)."""
+        clock = time.perf_counter
+        route_of, run = self._route_of, self._run
+        self._reader_busy = True
+        threading.current_thread()._tocsin_runtime = self  # stop() from a handler: no join
+        if not self._tick.is_set():
+            self._tick.set()  # the timer thread watches for a handler that runs long
+        try:
+            for i, ev in enumerate(batch):
+                if self._draining or self._exit:
+                    return len(batch)  # stopping: unacked, the daemon hands them to others
+                r = route_of(ev)
+                if r.cost > INLINE_MAX:
+                    return i
+                self._inline_start = start = clock()
+                if run(conn, ev, r.handlers):
+                    self.handled += 1
+                else:
+                    self.failed += 1
+                r.cost += (clock() - start - r.cost) * 0.25
+                if self._taken:
+                    return i + 1  # another thread reads now: the rest go to the pool
+            return len(batch)
+        finally:
+            with self._inline_lock:
+                self._reader_busy = False
+                self._inline_start = 0.0
+                taken, self._taken = self._taken, False
+            if taken or self._draining:
+                with self._cond:
+                    self._sit_out.notify_all()  # the last worker's turn again
+                    self._cond.notify_all()  # _drain_and_flush
+            if self._acks:
+                self._flush()  # the chunk is done: its acks go out before the next read
+
+    def _route_of(self, ev):
+        by_signal, by_source, cache = self._routes
+        key = ev.signal
+        extra = ()
+        if by_source:
+            src = ev.source
+            sid = src[1] if src is not None else None
+            if sid in by_source:
+                key, extra = (ev.signal, sid), by_source[sid]
+        r = cache.get(key)
+        if r is None or r.name != ev.name:
             hs = list(by_signal.get(ev.signal, ()))
             if ev.name:
                 hs += by_signal.get(ev.name, ())
-            by_number[ev.signal] = (ev.name, hs)
-        if by_source:
-            src = ev.source
-            more = by_source.get(src[1]) if src is not None else None
-            if more:
-                hs = hs + more
+            r = cache[key] = _Route(ev.name, hs + list(extra))
+        return r
+
+    def _run(self, conn, ev, hs):
         ok = True
         if hs:
             for h in hs:
@@ -467,7 +580,7 @@ class Runtime(object):
         acks.append(ev.seq)  # a deque: append and popleft are atomic, no lock
         n = len(acks)
         if n == 1:
-            self._ack_waiting.set()
+            self._tick.set()
         elif n >= self.ack_batch:
             self._flush()
         return ok
@@ -490,14 +603,38 @@ class Runtime(object):
             except ConnectionLost:
                 pass
 
-    def _flusher(self):
+    def _timer(self):
+        """Sends the acks waiting ``ack_interval`` after the first of them, and every
+        ``ack_interval`` while the reader runs handlers, looks whether the one in hand has run
+        longer than INLINE_MAX: then another thread takes reading over (a handler that blocks
+        must not stop this process from taking its other events)."""
         while not self._exit:
-            self._ack_waiting.wait()
-            self._ack_waiting.clear()
-            if self._exit:
-                return
-            self._stop.wait(self.ack_interval)
-            self._flush()
+            self._tick.wait()
+            self._tick.clear()
+            while not self._exit:
+                time.sleep(self.ack_interval)
+                self._flush()
+                if not self._watch_inline():
+                    break
+
+    def _watch_inline(self):
+        """True while the reader runs handlers and may still need watching."""
+        if not self._reader_busy or self._taken:
+            return False
+        with self._inline_lock:
+            if not self._reader_busy or self._taken:
+                return False
+            start = self._inline_start
+            if start and time.perf_counter() - start > TAKEOVER_AFTER:
+                conn = self._conn
+                if conn is not None and isinstance(conn, _Conn):
+                    # Under the lock, the reader cannot leave its chunk (it takes the lock to).
+                    self._taken = True
+                    log.info("tocsin: a handler runs long on the reader thread; another "
+                             "thread reads meanwhile")
+                    conn.take_over()
+                    return False
+        return True
 
     # -- fork --------------------------------------------------------------------------------
     def _forked(self):
