@@ -8,9 +8,10 @@
   which spares a quick handler a wake-up and a GIL switch per event. Handlers whose calls
   average more than ``INLINE_MAX`` (1 ms) go to the pool; one that holds the reader longer than
   ``TAKEOVER_AFTER`` (10 ms) makes another thread take reading over, and counts as one of the
-  ``concurrency`` until it returns. So slow handlers get the pool's concurrency. The acking subscriptions ask for ``prefetch`` unacked
-  one-of events (default ``PREFETCH_PER_WORKER`` x concurrency), so the daemon gives this
-  process no more than it can start soon, and the rest to other processes.
+  ``concurrency`` until it returns. So slow handlers get the pool's concurrency.
+- The acking subscriptions ask for ``prefetch`` unacked one-of events (default
+  ``PREFETCH_PER_WORKER`` x concurrency), so the daemon gives this process no more than it can
+  start soon, and the rest to other processes.
 - A one-of event whose handlers all returned is acked; acks are batched and sent as JSON-RPC
   notifications (no reply awaited): when ``ack_batch`` are waiting, when a worker finds
   nothing more to do, or ``ack_interval`` seconds after the first one waits. A handler that
@@ -72,7 +73,6 @@ class _Conn(Client):
         self._sink = sink
         self._batch = []
         self._buf = b""              # what the reader read past its last complete line
-        self._taking_over = threading.Lock()
         super().__init__(path, timeout=timeout)
 
     def take_over(self):
@@ -225,6 +225,7 @@ class Runtime(object):
         # Caller runs: the reader is running handlers, since when the one in hand, whether the
         # timer thread took reading over from it (then it ends after that handler).
         self._reader_busy = False
+        self._inline_conn = None
         self._inline_start = 0.0
         self._taken = False
         self._inline_lock = threading.Lock()
@@ -505,6 +506,7 @@ class Runtime(object):
         their handlers are quick; returns how many it took (the rest go to the pool)."""
         clock = time.perf_counter
         route_of, run = self._route_of, self._run
+        self._inline_conn = conn
         self._reader_busy = True
         threading.current_thread()._tocsin_runtime = self  # stop() from a handler: no join
         if not self._tick.is_set():
@@ -606,7 +608,7 @@ class Runtime(object):
     def _timer(self):
         """Sends the acks waiting ``ack_interval`` after the first of them, and every
         ``ack_interval`` while the reader runs handlers, looks whether the one in hand has run
-        longer than INLINE_MAX: then another thread takes reading over (a handler that blocks
+        longer than TAKEOVER_AFTER: then another thread takes reading over (a handler that blocks
         must not stop this process from taking its other events)."""
         while not self._exit:
             self._tick.wait()
@@ -626,8 +628,8 @@ class Runtime(object):
                 return False
             start = self._inline_start
             if start and time.perf_counter() - start > TAKEOVER_AFTER:
-                conn = self._conn
-                if conn is not None and isinstance(conn, _Conn):
+                conn = self._inline_conn  # (the reader's: a reconnect may have made another)
+                if isinstance(conn, _Conn) and not conn.closed:
                     # Under the lock, the reader cannot leave its chunk (it takes the lock to).
                     self._taken = True
                     log.info("tocsin: a handler runs long on the reader thread; another "
