@@ -226,7 +226,8 @@ class Runtime(object):
         # timer thread took reading over from it (then it ends after that handler).
         self._reader_busy = False
         self._inline_conn = None
-        self._inline_start = 0.0
+        self._inline_ev = None              # the event whose handlers the reader runs
+        self._watched = (None, 0.0)         # the timer's: that event, when it first saw it
         self._taken = False
         self._inline_lock = threading.Lock()
         self._acks = collections.deque()   # seqs done, not acked yet (of _ack_conn)
@@ -511,27 +512,43 @@ class Runtime(object):
         threading.current_thread()._tocsin_runtime = self  # stop() from a handler: no join
         if not self._tick.is_set():
             self._tick.set()  # the timer thread watches for a handler that runs long
+        n = len(batch)
+        done = k = 0
+        cur = None  # the route of the run of events in hand, timed as one (k events so far)
+        t0 = clock()
         try:
-            for i, ev in enumerate(batch):
+            for ev in batch:
                 if self._draining or self._exit:
-                    return len(batch)  # stopping: unacked, the daemon hands them to others
+                    return n  # stopping: unacked, the daemon hands them to others
                 r = route_of(ev)
-                if r.cost > INLINE_MAX:
-                    return i
-                self._inline_start = start = clock()
+                if r is not cur:
+                    if cur is not None:
+                        t = clock()
+                        cur.cost += ((t - t0) / k - cur.cost) * 0.25
+                        t0 = t
+                    if r.cost > INLINE_MAX:
+                        cur = None
+                        return done
+                    cur, k = r, 0
+                self._inline_ev = ev  # what the timer thread sees in hand
                 if run(conn, ev, r.handlers):
                     self.handled += 1
                 else:
                     self.failed += 1
-                r.cost += (clock() - start - r.cost) * 0.25
+                k += 1
+                done += 1
                 if self._taken:
-                    return i + 1  # another thread reads now: the rest go to the pool
-            return len(batch)
+                    return done  # another thread reads now: the rest go to the pool
+            return n
         finally:
             with self._inline_lock:
                 self._reader_busy = False
-                self._inline_start = 0.0
+                self._inline_ev = None
                 taken, self._taken = self._taken, False
+            if cur is not None and k:
+                cur.cost += ((clock() - t0) / k - cur.cost) * 0.25
+                if taken:  # it blocked: to the pool, until its calls there are quick again
+                    cur.cost = max(cur.cost, TAKEOVER_AFTER)
             if taken or self._draining:
                 with self._cond:
                     self._sit_out.notify_all()  # the last worker's turn again
@@ -626,8 +643,13 @@ class Runtime(object):
         with self._inline_lock:
             if not self._reader_busy or self._taken:
                 return False
-            start = self._inline_start
-            if start and time.perf_counter() - start > TAKEOVER_AFTER:
+            ev, now = self._inline_ev, time.perf_counter()
+            if ev is None:
+                return True
+            if self._watched[0] is not ev:
+                self._watched = (ev, now)  # seen in hand from now (at least)
+                return True
+            if now - self._watched[1] >= TAKEOVER_AFTER:
                 conn = self._inline_conn  # (the reader's: a reconnect may have made another)
                 if isinstance(conn, _Conn) and not conn.closed:
                     # Under the lock, the reader cannot leave its chunk (it takes the lock to).
