@@ -382,3 +382,16 @@ class ReaderTest(unittest.TestCase):
         self.assertEqual(evs[1].overflow, tocsin.Overflow(3, 4, 6))
         self.assertEqual((evs[2].name, evs[2].source, evs[2].iteration), ("news",
                          tocsin.Source("timer", "t"), 2))
+
+    def test_elements_a_newer_daemon_appends_are_ignored(self):
+        # docs/protocol.md: readers ignore extra elements of an event's params array.
+        self.peer.sendall(self.line([3, 17, "jobs", "cron", "nightly", "t", 4, "p", 2, "new", 9])
+                          + self.line([4, 17, "jobs", "cron", "nightly", "t", 5, "q", 0]))
+        wait_until(lambda: len(self.events()) == 2, what="two events")
+        ev = self.events()[0]
+        self.assertEqual((ev.seq, ev.signal, ev.name, ev.source, ev.time, ev.iteration,
+                          ev.payload, ev.delivery, ev.ack, ev.redelivered),
+                         (3, 17, "jobs", tocsin.Source("cron", "nightly"), "t", 4, "p", 2, True,
+                          True))
+        self.assertEqual(len(ev.raw), 11)
+        self.assertEqual((self.events()[1].seq, self.events()[1].ack), (4, False))

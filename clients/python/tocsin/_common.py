@@ -83,7 +83,7 @@ class Event(object):
         if params.__class__ is list:
             # [seq, signal, name, source kind, source id, time, iteration, payload, delivery]
             (ev.seq, ev.signal, ev.name, kind, sid, ev.time, ev.iteration, ev.payload,
-             delivery) = params[:9]
+             delivery) = params if len(params) == 9 else params[:9]  # (no copy when 9)
             ev.source = _tuple(_Source, (kind, sid))  # a third of Source(kind, sid)'s time
             ev.ack, ev.redelivered, ev.delivery = delivery > 0, delivery > 1, delivery
             ev.overflow, ev.raw = None, params
