@@ -182,6 +182,8 @@ class Runtime(object):
     decorated sources are declared (one source under its stable id for all the processes that
     declare it, kept ``linger`` seconds after the last one disconnects)."""
 
+    IDLE_TICKS = 20  # the timer thread sleeps after 20 x ack_interval with nothing to do
+
     def __init__(self, handlers=None, socket_path=None, concurrency=DEFAULT_CONCURRENCY,
                  prefetch=None, name=None, group=None, linger=DEFAULT_LINGER, shared=True,
                  replace=False, ack_batch=None, ack_interval=DEFAULT_ACK_INTERVAL,
@@ -630,11 +632,17 @@ class Runtime(object):
         while not self._exit:
             self._tick.wait()
             self._tick.clear()
-            while not self._exit:
+            # Awake while there is something to do, and for IDLE_TICKS more: under load the
+            # reader's tick then finds it awake (no wake-up per chunk).
+            idle = 0
+            while not self._exit and idle < self.IDLE_TICKS:
                 time.sleep(self.ack_interval)
                 self._flush()
-                if not self._watch_inline():
-                    break
+                if self._watch_inline() or self._tick.is_set():
+                    self._tick.clear()
+                    idle = 0
+                else:
+                    idle += 1
 
     def _watch_inline(self):
         """True while the reader runs handlers and may still need watching."""
