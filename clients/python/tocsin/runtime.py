@@ -471,7 +471,8 @@ class Runtime(object):
         while True:
             if last and self._taken:
                 # A reader taken over still runs a handler: it counts as this worker, so that
-                # no more than `concurrency` handlers run at once.
+                # no more than `concurrency` handlers run at once (if this worker was running one
+                # when the take-over came, one more runs until that call returns).
                 with cond:
                     while self._taken and not self._exit:
                         self._sit_out.wait()
