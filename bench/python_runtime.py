@@ -89,21 +89,28 @@ class Daemon(object):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def raise_all(path, sig, events, batch=500):
-    """Raises `events` events on `sig` with pipelined batches (two in flight)."""
+def raise_all(path, sig, events, batch=500, go=None):
+    """Raises `events` events on `sig` with pipelined batches (two in flight); with `go` (a
+    file), connected and with its lines made, it says so on stdout and waits for a line there."""
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(path)
         f = s.makefile("rb")
         inflight = 0
-        lines = {}  # one line per batch size, sent again and again: the raiser is not what is
-        # measured, and it shares the two cores with the runtime (ids repeat across batches:
-        # the replies are only checked for errors)
+        # One line per batch size, sent again and again: the raiser is not what is measured, and
+        # it shares the two cores with the runtime (ids repeat across batches: the replies are
+        # only checked for errors).
+        lines = {}
         for start in range(0, events, batch):
             n = min(events, start + batch) - start
             if n not in lines:
                 lines[n] = ("[" + ",".join(
                     '{"jsonrpc":"2.0","id":%d,"method":"raise","params":{"signal":%d}}' % (i, sig)
                     for i in range(n)) + "]\n").encode()
+        if go is not None:
+            print("ready", flush=True)
+            go.readline()
+        for start in range(0, events, batch):
+            n = min(events, start + batch) - start
             s.sendall(lines[n])
             inflight += 1
             while inflight >= 2:
@@ -190,15 +197,23 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
     if not rt.ready.wait(10):
         raise SystemExit("the runtime did not set up: %r" % rt.error)
     c = tocsin.Client(daemon.sock)
-    t0, cpu0 = time.perf_counter(), os.times()
-    # The raiser is another process: in this one it would take the GIL from the runtime.
+    # The raiser is another process: in this one it would take the GIL from the runtime. The
+    # clock starts when it is connected and ready (not with the interpreter's start-up).
     raiser = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--raise-only",
-                               daemon.sock, str(sig), str(events)])
+                               daemon.sock, str(sig), str(events)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    if raiser.stdout.readline() != b"ready\n":
+        raise SystemExit("the raiser did not start")
+    t0, cpu0 = time.perf_counter(), os.times()
+    raiser.stdin.write(b"go\n")
+    raiser.stdin.flush()
     ok = done.wait(max(60, events / 5000))
     t1, cpu1 = time.perf_counter(), os.times()
     # This process's CPU (the runtime's threads and the handler; the raiser and the daemon are
     # other processes) per event handled.
     cpu_us = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e6 / max(1, count[0])
+    raiser.stdin.close()
+    raiser.stdout.close()
     if raiser.wait() != 0:
         raise SystemExit("the raiser failed")
     lost = events - count[0]
@@ -230,7 +245,7 @@ def median(values):
 
 def main():
     if len(sys.argv) == 5 and sys.argv[1] == "--raise-only":
-        raise_all(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        raise_all(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), go=sys.stdin)
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tocsind", default=default_tocsind())
