@@ -3,8 +3,9 @@
 `signal` notification with its params by name (an object), by position (an array, what the
 runtimes ask for), and the runtime's fast path (a chunk of lines by position parsed as one array
 without the envelope); then the fast path and the threaded runtime's dispatch to a no-op handler
-on the reader (caller runs, a broadcast event: no ack), without a daemon. Lines like the daemon's, parsed 1,000 to a chunk and dropped, as a reader
-does; CPU time of this process per event, best of --repeat.
+on the reader (caller runs, a broadcast event: no ack), without a daemon. Lines like the
+daemon's, parsed 1,000 to a chunk and dropped, as a reader does; CPU time of this process per
+event, best of --repeat.
 
     python3 bench/python_parse.py [--events 200000] [--repeat 3]
 """

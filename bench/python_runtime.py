@@ -233,8 +233,9 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
     rate = count[0] / (t1 - t0)
     print("%-9s %sconcurrency %d prefetch %d ack batch %d: %d events in %.3f s = %.0f events/s "
           "(consumer CPU %.1f us/event); lost %d, duplicates %d, delivered %d, unacked at end %s"
-          % (mode, "asyncio " if aio else ("" if inline else "no-inline "), concurrency, rt.prefetch, rt.ack_batch, count[0],
-             t1 - t0, rate, cpu_us, lost, dup[0], entry["delivered"], unacked))
+          % (mode, "asyncio " if aio else ("" if inline else "no-inline "), concurrency,
+             rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, cpu_us, lost, dup[0],
+             entry["delivered"], unacked))
     return ok and lost == 0 and dup[0] == 0 and (unacked in (None, 0)), rate
 
 

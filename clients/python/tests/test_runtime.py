@@ -129,15 +129,19 @@ class RuntimeTest(DaemonTestCase):
 
     def test_stop_from_a_handler_returns(self):
         stopped = threading.Event()
-        holder = []
+        holder, running_after_stop = [], []
 
         def stop_me(ev):
-            holder[0].stop()  # must not wait for itself
+            holder[0].stop(timeout=30)  # must not wait for itself
+            # Returned at once: the runtime waits for this handler, so it is still running. (Had
+            # stop() joined, it would have returned only after the runtime gave up waiting.)
+            running_after_stop.append(holder[0].running)
             stopped.set()
 
         holder.append(self.start([tocsin.Handler("signal", stop_me, "jobs")], name="stopper"))
         self.client().raise_signal("jobs", "x")
-        wait_until(stopped.is_set, what="stop() to return inside the handler")
+        wait_until(stopped.is_set, what="stop() to return inside the handler", timeout=40)
+        self.assertEqual(running_after_stop, [True])
         self.assertTrue(holder[0].join(10), "stopped")
 
     def test_acks_are_batched_notifications(self):
@@ -309,10 +313,6 @@ class RuntimeTest(DaemonTestCase):
         proc.stderr.close()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class ReaderTest(unittest.TestCase):
     """The runtime's reader on lines written by hand (a socket of the test's own): the fast
     path for chunks of events by position must give exactly what Event.from_params gives for
@@ -401,3 +401,7 @@ class ReaderTest(unittest.TestCase):
                           True))
         self.assertEqual(len(ev.raw), 11)
         self.assertEqual((self.events()[1].seq, self.events()[1].ack), (4, False))
+
+
+if __name__ == "__main__":
+    unittest.main()

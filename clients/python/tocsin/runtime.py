@@ -175,6 +175,10 @@ class _Route(object):
     def __init__(self, name, handlers):
         self.name, self.handlers, self.cost = name, handlers, 0.0
 
+    def took(self, seconds):
+        """A call of them took ``seconds`` (on average, for a run of calls timed as one)."""
+        self.cost += (seconds - self.cost) * 0.25
+
 
 class Runtime(object):
     """Serves handlers; see the module's doc. ``handlers``: a list of :class:`Handler` (default:
@@ -338,9 +342,9 @@ class Runtime(object):
                                  daemon=True)
             t.start()
             self._workers.append(t)
-        flusher = threading.Thread(target=self._timer, name="tocsin-acks", daemon=True)
-        flusher.start()
-        self._flusher_thread = flusher
+        timer = threading.Thread(target=self._timer, name="tocsin-timer", daemon=True)
+        timer.start()
+        self._timer_thread = timer
         failures = 0
         while not self._stop.is_set():
             try:
@@ -441,10 +445,10 @@ class Runtime(object):
         self._workers = []
         self._tick.set()
         # Joined too: when stop() returns, no thread of this runtime is left running.
-        flusher = getattr(self, "_flusher_thread", None)
-        if flusher is not None and flusher is not threading.current_thread():
-            flusher.join(10)
-        self._flusher_thread = None
+        timer = getattr(self, "_timer_thread", None)
+        if timer is not None and timer is not threading.current_thread():
+            timer.join(10)
+        self._timer_thread = None
 
     # -- reader -> workers -------------------------------------------------------------------
     def _on_events(self, conn, batch):
@@ -498,7 +502,7 @@ class Runtime(object):
                     self.handled += 1
                 else:
                     self.failed += 1
-                r.cost += (clock() - start - r.cost) * 0.25
+                r.took(clock() - start)
             finally:
                 busy[i] = False
                 if self._draining:
@@ -527,7 +531,7 @@ class Runtime(object):
                 if r is not cur:
                     if cur is not None:
                         t = clock()
-                        cur.cost += ((t - t0) / k - cur.cost) * 0.25
+                        cur.took((t - t0) / k)
                         t0 = t
                     if r.cost > INLINE_MAX:
                         cur = None
@@ -549,7 +553,7 @@ class Runtime(object):
                 self._inline_ev = None
                 taken, self._taken = self._taken, False
             if cur is not None and k:
-                cur.cost += ((clock() - t0) / k - cur.cost) * 0.25
+                cur.took((clock() - t0) / k)
                 if taken:  # it blocked: to the pool, until its calls there are quick again
                     cur.cost = max(cur.cost, TAKEOVER_AFTER)
             if taken or self._draining:
