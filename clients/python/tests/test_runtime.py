@@ -369,6 +369,23 @@ class ReaderTest(unittest.TestCase):
                               want.redelivered))
             self.assertEqual(ev.payload, a[7])
 
+    def test_the_fast_path_takes_only_chunks_of_events_by_position(self):
+        from tocsin._common import events_by_position
+        ev = [self.line([i, 17, "jobs", "raise", "p", "t", 0, "}\n" + self.ENVELOPE, 0])[:-1]
+              for i in range(3)]
+        reply = b'{"jsonrpc":"2.0","id":1,"result":{}}'
+        by_name = (self.ENVELOPE + '{"seq":9,"signal":17}}').encode()
+        self.assertEqual([e.seq for e in events_by_position(b"\n".join(ev), json.loads)],
+                         [0, 1, 2])
+        self.assertEqual([e.seq for e in events_by_position(ev[0], json.loads)], [0])
+        for body in (reply, reply + b"\n" + ev[0], ev[0] + b"\n" + reply,
+                     ev[0] + b"\n" + reply + b"\n" + ev[1], ev[0] + b"\n",
+                     ev[0] + b" ", ev[0] + b"\n\n" + ev[1]):
+            self.assertIsNone(events_by_position(body, json.loads), body)
+        # an event by name with the same envelope is still an event (from_params reads both)
+        self.assertEqual([e.seq for e in events_by_position(ev[0] + b"\n" + by_name,
+                                                            json.loads)], [0, 9])
+
     def test_a_mixed_chunk_keeps_order_overflow_and_replies(self):
         by_name = {"seq": 7, "signal": 5, "name": "news", "source": {"kind": "timer", "id": "t"},
                    "time": "2026-12-03T01:00:00.000000Z", "iteration": 2, "payload": "x"}

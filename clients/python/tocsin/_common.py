@@ -114,19 +114,23 @@ class Event(object):
                     self.payload, self.ack, self.redelivered))
 
 
-# What starts every event line by position, up to its params array.
+# What starts every event line by position, up to its params array; and what joins two such lines.
 BY_POSITION = b'{"jsonrpc":"2.0","method":"signal","params":'
+_JOIN = b"}\n" + BY_POSITION
+_SKIP = len(BY_POSITION)
 
 
 def events_by_position(body, loads):
     """The events of ``body`` (complete lines, without the last newline) when every line is an
     event by position, else None (then parse it line by line). The arrays are parsed in one call,
-    without the envelope each line repeats. Safe as bytes: inside a JSON string a quote is
-    escaped and a newline is \\n, so neither the envelope nor "}" + newline occurs in a payload."""
-    if body.count(BY_POSITION) != body.count(b"\n") + 1:
+    without the envelope each line repeats: every newline must be a join of two event lines, the
+    first line start with the envelope and the last end with "}". Safe as bytes: inside a JSON
+    string a quote is escaped and a newline is \\n, so a join occurs in no payload."""
+    if (body.count(_JOIN) != body.count(b"\n") or not body.startswith(BY_POSITION)
+            or not body.endswith(b"}")):
         return None
     try:
-        arrays = loads(b"[" + body.replace(BY_POSITION, b"").replace(b"}\n", b",")[:-1] + b"]")
+        arrays = loads(b"[" + body[_SKIP:-1].replace(_JOIN, b",") + b"]")
     except ValueError:
         return None
     make = Event.from_params
