@@ -217,9 +217,9 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
     if raiser.wait() != 0:
         raise SystemExit("the raiser failed")
     lost = events - count[0]
-    entry = next(e for e in c.table() if e["signal"] == sig)
     unacked = None
     if mode == "one-of":
+        # One-of counts `delivered` at the ack: the last acks may still be on their way.
         def unacked_now():
             d = [x for x in c.status()["clients_detail"] if x["name"] == "bench-" + mode]
             return d[0]["unacked"] if d else None
@@ -228,6 +228,7 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
         while unacked and time.monotonic() < deadline:
             time.sleep(0.01)
             unacked = unacked_now()
+    entry = next(e for e in c.table() if e["signal"] == sig)
     rt.stop()
     c.close()
     rate = count[0] / (t1 - t0)
@@ -236,7 +237,8 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
           % (mode, "asyncio " if aio else ("" if inline else "no-inline "), concurrency,
              rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, cpu_us, lost, dup[0],
              entry["delivered"], unacked))
-    return ok and lost == 0 and dup[0] == 0 and (unacked in (None, 0)), rate
+    return (ok and lost == 0 and dup[0] == 0 and unacked in (None, 0)
+            and entry["delivered"] == events), rate
 
 
 def median(values):
