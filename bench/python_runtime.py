@@ -77,6 +77,12 @@ class Daemon(object):
                     raise SystemExit("tocsind did not accept within 20 s")
                 time.sleep(0.05)
 
+    def cpu(self):
+        """tocsind's CPU time so far, in seconds (user + system, from /proc)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
@@ -109,6 +115,7 @@ def raise_all(path, sig, events, batch=500, go=None):
         if go is not None:
             print("ready", flush=True)
             go.readline()
+            cpu0 = time.process_time()
         for start in range(0, events, batch):
             n = min(events, start + batch) - start
             s.sendall(lines[n])
@@ -119,6 +126,8 @@ def raise_all(path, sig, events, batch=500, go=None):
         while inflight:
             check_replies(f.readline())
             inflight -= 1
+    if go is not None:
+        print("%.6f" % (time.process_time() - cpu0), flush=True)
 
 
 def check_replies(line):
@@ -204,18 +213,21 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     if raiser.stdout.readline() != b"ready\n":
         raise SystemExit("the raiser did not start")
-    t0, cpu0 = time.perf_counter(), os.times()
+    t0, cpu0, d0 = time.perf_counter(), os.times(), daemon.cpu()
     raiser.stdin.write(b"go\n")
     raiser.stdin.flush()
     ok = done.wait(max(60, events / 5000))
-    t1, cpu1 = time.perf_counter(), os.times()
+    t1, cpu1, d1 = time.perf_counter(), os.times(), daemon.cpu()
     # This process's CPU (the runtime's threads and the handler; the raiser and the daemon are
     # other processes) per event handled.
     cpu_us = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e6 / max(1, count[0])
     raiser.stdin.close()
-    raiser.stdout.close()
     if raiser.wait() != 0:
         raise SystemExit("the raiser failed")
+    # The other two processes on the two cores: tocsind over the same interval, and the raiser
+    # (all of its CPU after "go", its set-up excluded: it reports that itself).
+    daemon_us = (d1 - d0) * 1e6 / max(1, count[0])
+    raiser_us = float(raiser.stdout.read() or 0) * 1e6 / max(1, count[0])
     lost = events - count[0]
     unacked = None
     if mode == "one-of":
@@ -231,12 +243,14 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
     entry = next(e for e in c.table() if e["signal"] == sig)
     rt.stop()
     c.close()
+    raiser.stdout.close()
     rate = count[0] / (t1 - t0)
     print("%-9s %sconcurrency %d prefetch %d ack batch %d: %d events in %.3f s = %.0f events/s "
-          "(consumer CPU %.1f us/event); lost %d, duplicates %d, delivered %d, unacked at end %s"
+          "(CPU per event: consumer %.1f us, tocsind %.1f, raiser %.1f); lost %d, duplicates %d, "
+          "delivered %d, unacked at end %s"
           % (mode, "asyncio " if aio else ("" if inline else "no-inline "), concurrency,
-             rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, cpu_us, lost, dup[0],
-             entry["delivered"], unacked))
+             rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, cpu_us, daemon_us, raiser_us,
+             lost, dup[0], entry["delivered"], unacked))
     return (ok and lost == 0 and dup[0] == 0 and unacked in (None, 0)
             and entry["delivered"] == events), rate
 
