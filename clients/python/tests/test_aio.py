@@ -101,6 +101,23 @@ class AioTest(DaemonTestCase):
                 await c.ack(again)
         self.run_async(body())
 
+    def test_events_longer_than_a_read(self):
+        from tocsin._common import READ_SIZE
+        payloads = ["a" * 65000, "b", "\u00e9\n" * 20000, "c" * (READ_SIZE - 100)]
+
+        async def body():
+            async with tocsin.aio.Client(self.path) as c:
+                sub = await c.subscribe(["news"])
+                for p in payloads:
+                    await c.raise_signal("news", p)
+                got = []
+                async for ev in sub:
+                    got.append(ev.payload)
+                    if len(got) == len(payloads):
+                        break
+                self.assertEqual(got, payloads)
+        self.run_async(body())
+
     def test_connection_lost(self):
         async def body():
             with self.assertRaises(tocsin.ConnectionLost):

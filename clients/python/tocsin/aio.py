@@ -12,8 +12,8 @@ import itertools
 import json
 import logging
 
-from ._common import (ConnectionLost, Methods, events_by_position, result_of, signals_param,
-                      socket_path as _resolve_path, sources_param)
+from ._common import (READ_SIZE, ConnectionLost, Methods, events_by_position, result_of,
+                      signals_param, socket_path as _resolve_path, sources_param)
 
 log = logging.getLogger("tocsin")
 
@@ -84,20 +84,30 @@ class Client(Methods):
         # in bursts), not a readline() each.
         reason = "connection closed by tocsind"
         loads, dispatch, reader = json.loads, self._dispatch, self._reader
-        buf = b""
+        pieces, held = [], 0  # a line longer than a read, joined when it ends
         try:
             while True:
-                data = await reader.read(262144)
+                data = await reader.read(READ_SIZE)
                 if not data:
                     break
-                if buf:
-                    data = buf + data
                 end = data.rfind(b"\n")
-                buf = data[end + 1:]
-                if len(buf) > _LINE_LIMIT:
-                    raise ValueError("a line over %d bytes" % _LINE_LIMIT)
                 if end < 0:
+                    pieces.append(data)
+                    held += len(data)
+                    if held > _LINE_LIMIT:
+                        raise ValueError("a line over %d bytes" % _LINE_LIMIT)
                     continue
+                if pieces:
+                    n = len(data)
+                    pieces.append(data)
+                    data, pieces = b"".join(pieces), []
+                    end += len(data) - n
+                rest = data[end + 1:]
+                if rest:
+                    pieces.append(rest)
+                held = len(rest)
+                if held > _LINE_LIMIT:
+                    raise ValueError("a line over %d bytes" % _LINE_LIMIT)
                 body = data[:end]
                 fast = events_by_position(body, loads) if self._overflow is None else None
                 if fast is not None:

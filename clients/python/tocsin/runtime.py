@@ -35,7 +35,7 @@ import time
 import weakref
 
 from . import decorators
-from ._common import (ConnectionLost, Event, RpcError, events_by_position,
+from ._common import (READ_SIZE, ConnectionLost, Event, RpcError, events_by_position,
                       socket_path as _resolve_path)
 from .client import Client
 
@@ -95,18 +95,24 @@ class _Conn(Client):
         make = Event.from_params
         batch = self._batch
         reason = "connection closed by tocsind"
+        pieces = [buf] if buf else []  # a line longer than a read, joined when it ends
         try:
             while True:
-                data = sock.recv(262144)
+                data = sock.recv(READ_SIZE)
                 if not data:
                     break
-                if buf:
-                    data = buf + data
                 end = data.rfind(b"\n")
                 if end < 0:
-                    buf = data
+                    pieces.append(data)
                     continue
-                buf = self._buf = data[end + 1:]
+                if pieces:
+                    n = len(data)
+                    pieces.append(data)
+                    data, pieces = b"".join(pieces), []
+                    end += len(data) - n
+                rest = self._buf = data[end + 1:]
+                if rest:
+                    pieces.append(rest)
                 body = data[:end]
                 if self._overflow is None:  # an overflow notice goes on the next event
                     fast = events_by_position(body, loads)
