@@ -313,6 +313,86 @@ class RuntimeTest(DaemonTestCase):
         proc.stderr.close()
 
 
+def raise_many(path, signal, n, batch=500):
+    """Raises ``n`` events on ``signal`` in pipelined JSON-RPC batches; returns their seqs."""
+    import socket
+    seqs = []
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        f = s.makefile("rb")
+        for start in range(0, n, batch):
+            k = min(n, start + batch) - start
+            s.sendall((json.dumps([{"jsonrpc": "2.0", "id": start + i, "method": "raise",
+                                    "params": {"signal": signal}} for i in range(k)])
+                       + "\n").encode())
+            replies = json.loads(f.readline())
+            if any("result" not in r for r in replies):
+                raise AssertionError("a raise failed: %r" % replies[:3])
+            seqs += [r["result"]["seq"] for r in sorted(replies, key=lambda r: r["id"])]
+        f.close()
+    return seqs
+
+
+class BackPressureTest(DaemonTestCase):
+    """Broadcast events have no credit: the runtime must not read a burst into its own memory
+    while its handlers are busy; the daemon holds it, and reports what it drops."""
+
+    CONFIG = """
+        signals:
+          18: {name: news, handlers: [{target: subscribers}]}
+        """
+
+    def run_gated(self, n, **kw):
+        gate = threading.Event()
+        seen, overflows, most = [], [], [0]
+        rt = runtime.Runtime(handlers=[tocsin.Handler("signal", lambda ev: (
+            gate.wait(60), seen.append(ev.seq), ev.overflow and overflows.append(ev.overflow),
+            most.__setitem__(0, max(most[0], len(rt._queue)))), "news")],
+            socket_path=self.path, concurrency=1, name="slow", **kw).start()
+        self.addCleanup(rt.stop)
+        wait_until(rt.ready.is_set, what="the runtime's setup")
+        c = self.client()
+        raised = raise_many(self.path, 18, n)
+        return rt, gate, seen, overflows, most, c, raised
+
+    def client_row(self, c):
+        return [x for x in c.status()["clients_detail"] if x["name"] == "slow"][0]
+
+    def test_a_burst_waits_in_the_daemon_not_in_the_process(self):
+        rt, gate, seen, overflows, most, c, raised = self.run_gated(20000, max_queued=100)
+        # The reader stopped with at most 100 + one read's events queued; the daemon keeps the
+        # rest for this connection (without back pressure it read all 20,000 into its queue).
+        wait_until(lambda: self.client_row(c)["queue"] > 5000, what="the daemon holding events")
+        self.assertGreaterEqual(rt.paused, 1)
+        self.assertLess(len(rt._queue), 100 + 200)
+        gate.set()
+        wait_until(lambda: len(seen) == len(raised), timeout=60, what="every event handled")
+        # Each once. (Not in order: the first event blocked the reader, another thread took
+        # reading over, and the rest of the first reader's chunk went to the pool after it.)
+        self.assertEqual(sorted(seen), raised)
+        self.assertEqual((overflows, self.client_row(c)["dropped"]), ([], 0))
+        self.assertLess(most[0], 100 + 200)
+
+    def test_what_the_daemon_drops_reaches_the_handlers_as_overflow(self):
+        self.daemon.stop()
+        self.daemon = type(self.daemon)(self._tmp.name, textwrap.dedent(self.CONFIG)
+                                        + "limits: {subscriber_queue: 1000}\n").start()
+        self.path = self.daemon.socket
+        rt, gate, seen, overflows, most, c, raised = self.run_gated(20000, max_queued=100)
+        wait_until(lambda: self.client_row(c)["dropped"] > 0, what="the daemon dropping")
+        gate.set()
+        # Every event raised is handled once or reported dropped: nothing unaccounted for.
+        wait_until(lambda: len(seen) + sum(o.dropped for o in overflows) == len(raised),
+                   timeout=60, what="handled + dropped")
+        dropped = set()
+        for o in overflows:
+            dropped.update(range(o.first_seq, o.last_seq + 1))
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertEqual(sorted(set(seen) | dropped), raised)
+        self.assertEqual(set(seen) & dropped, set())
+        self.assertEqual(sum(o.dropped for o in overflows), self.client_row(c)["dropped"])
+
+
 class ReaderTest(unittest.TestCase):
     """The runtime's reader on lines written by hand (a socket of the test's own): the fast
     path for chunks of events by position must give exactly what Event.from_params gives for

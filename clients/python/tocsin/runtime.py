@@ -11,7 +11,10 @@
   ``concurrency`` until it returns. So slow handlers get the pool's concurrency.
 - The acking subscriptions ask for ``prefetch`` unacked one-of events (default
   ``PREFETCH_PER_WORKER`` x concurrency), so the daemon gives this process no more than it can
-  start soon, and the rest to other processes.
+  start soon, and the rest to other processes. Broadcast events have no credit: when
+  ``max_queued`` events wait for the pool, the reader stops reading until half are taken, so a
+  burst waits in the daemon's queue for this connection (``limits.subscriber_queue``), which
+  reports what it drops (``ev.overflow``), not in this process's memory.
 - A one-of event whose handlers all returned is acked; acks are batched and sent as JSON-RPC
   notifications (no reply awaited): when ``ack_batch`` are waiting, when a worker finds
   nothing more to do, or ``ack_interval`` seconds after the first one waits. A handler that
@@ -53,6 +56,7 @@ def credit(concurrency, prefetch=None, ack_batch=None):
 
 DEFAULT_LINGER = 30.0
 DEFAULT_ACK_INTERVAL = 0.005
+DEFAULT_MAX_QUEUED = 1024
 # Caller runs: while nothing waits for the pool and a worker is free, the reader thread runs a
 # chunk's handlers itself instead of handing each event to a worker (a hand-off is a wake-up and
 # a GIL switch). Handlers whose calls average more than INLINE_MAX seconds (the newest call
@@ -198,7 +202,7 @@ class Runtime(object):
                  prefetch=None, name=None, group=None, linger=DEFAULT_LINGER, shared=True,
                  replace=False, ack_batch=None, ack_interval=DEFAULT_ACK_INTERVAL,
                  max_reconnects=None, backoff_max=2.0, stop_event=None, ready=None,
-                 inline=True):
+                 inline=True, max_queued=DEFAULT_MAX_QUEUED):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.path = _resolve_path(socket_path)
@@ -206,6 +210,7 @@ class Runtime(object):
         self.prefetch, self.ack_batch = credit(self.concurrency, prefetch, ack_batch)
         self.ack_interval = ack_interval
         self.inline = inline                # caller runs quick handlers while the pool idles
+        self.max_queued = max(1, int(max_queued))  # events waiting for the pool: then stop reading
         self.name, self.group = name, group
         self.linger, self.shared, self.replace = linger, shared, replace
         self.max_reconnects, self.backoff_max = max_reconnects, backoff_max
@@ -230,6 +235,9 @@ class Runtime(object):
         # Where the last worker sits out while a reader taken over runs a handler (a condition
         # of its own on the same lock: a notify for the queue must not wake it instead).
         self._sit_out = threading.Condition(pool_lock)
+        # Where the reader waits while max_queued events wait for the pool (see _on_events).
+        self._room = threading.Condition(pool_lock)
+        self._reader_waits = False
         self._idle = 0
         self._exit = False
         self._workers = []
@@ -247,6 +255,7 @@ class Runtime(object):
         self._tick = threading.Event()      # the timer thread has something to watch
         self.handled = 0
         self.failed = 0
+        self.paused = 0                     # times the reader stopped for a full queue
         _runtimes.add(self)
 
     # -- public ------------------------------------------------------------------------------
@@ -437,6 +446,7 @@ class Runtime(object):
         with self._cond:
             self._draining = True
             self._queue.clear()
+            self._room.notify_all()
             self._cond.wait_for(lambda: not any(self._busy) and not self._reader_busy, 10)
         self._flush()
 
@@ -446,6 +456,7 @@ class Runtime(object):
             self._queue.clear()
             self._cond.notify_all()
             self._sit_out.notify_all()
+            self._room.notify_all()
         for t in self._workers:
             t.join(10)
         self._workers = []
@@ -469,10 +480,24 @@ class Runtime(object):
                 return
             batch = batch[done:]
         items = [(conn, ev) for ev in batch]
+        queue = self._queue
         with self._cond:
-            self._queue.extend(items)
+            queue.extend(items)
             if self._idle:
                 self._cond.notify(min(self._idle, len(items)))
+            if len(queue) < self.max_queued:
+                return
+            # Back pressure: no more reading until half of the queue is taken. What comes
+            # meanwhile waits in the socket and in the daemon's queue for this connection, which
+            # drops past limits.subscriber_queue and says so (ev.overflow); one-of events are
+            # bounded by the prefetch already. Workers wake the reader (the flag is set before
+            # the length is looked at, and they look at the flag after taking an event).
+            self.paused += 1
+            self._reader_waits = True
+            low = self.max_queued // 2
+            while len(queue) > low and not self._draining and not self._exit:
+                self._room.wait()
+            self._reader_waits = False
 
     def _worker(self, i):
         queue, cond, busy = self._queue, self._cond, self._busy
@@ -493,6 +518,8 @@ class Runtime(object):
                 if self._acks:
                     self._flush()  # nothing to do: what is done goes out now
                 with cond:
+                    if self._reader_waits:
+                        self._room.notify()
                     self._idle += 1
                     while not queue and not self._exit:
                         cond.wait()
@@ -500,6 +527,9 @@ class Runtime(object):
                     if self._exit and not queue:
                         return
                 continue
+            if self._reader_waits and len(queue) <= self.max_queued // 2:
+                with cond:
+                    self._room.notify()  # the reader reads again
             busy[i] = True
             try:
                 r = route_of(ev)
