@@ -246,6 +246,7 @@ class AioRuntimeTest(DaemonTestCase):
     signals:
       30: {name: jobs, max_deliveries: 3, dead_letter: 31, handlers: [{target: subscriber}]}
       31: {name: jobs-failed, handlers: [{target: subscribers}]}
+      32: {name: news, handlers: [{target: subscribers}]}
     """
 
     def setUp(self):
@@ -362,6 +363,39 @@ class AioRuntimeTest(DaemonTestCase):
                 stop.set()
                 await asyncio.wait_for(task, 10)
         self.run_async(body())
+
+    def test_a_broadcast_burst_waits_in_the_daemon(self):
+        # Broadcast has no credit: with max_queued 100, the reader stops while the handler is
+        # held, and the daemon keeps the burst for this connection (without the bound the
+        # reader took all 20,000 into its queue and the daemon's queue stayed near 0).
+        from test_runtime import raise_many
+        seen = []
+
+        async def body():
+            gate = asyncio.Event()
+
+            @tocsin.signal("news")
+            async def news(ev):
+                await gate.wait()
+                seen.append(ev.seq)
+
+            stop, task = await self.start(concurrency=1, max_queued=100, name="slow-aio")
+            c = await tocsin.aio.Client(self.path).connect()
+            loop = asyncio.get_running_loop()
+            raised = await loop.run_in_executor(None, raise_many, self.path, 32, 20000)
+
+            async def row():
+                return [x for x in (await c.status())["clients_detail"]
+                        if x["name"] == "slow-aio"][0]
+            await self.status_until(row, lambda r: r["queue"] > 5000, "the daemon holding")
+            gate.set()
+            await self.until(lambda: len(seen) == len(raised), "every event handled", 60)
+            self.assertEqual(sorted(seen), raised)
+            self.assertEqual((await row())["dropped"], 0)
+            stop.set()
+            await task
+            await c.close()
+        asyncio.run(asyncio.wait_for(body(), 90))
 
     def test_two_runs_declaring_one_timer_make_one_source(self):
         self.require_shared()

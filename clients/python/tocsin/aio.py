@@ -33,15 +33,25 @@ class Client(Methods):
         self._writer = None
         self._task = None
         self._error = None
+        # Events waiting for next_event() at which the reader stops reading until half are
+        # taken (None: no bound). run() sets it: broadcast events have no credit, and a burst
+        # then waits in the daemon (limits.subscriber_queue, overflow notices), not here.
+        self.max_queued = None
+        self.paused = 0
+        self._room = None
 
     async def connect(self):
         """Opens the connection (``async with`` does it for you). Returns self."""
         try:
+            # The stream's limit is only its flow control here (lines are split by
+            # _read_loop, which enforces _LINE_LIMIT): it stops reading the socket when twice
+            # this is buffered, so what max_queued holds back stays in the daemon.
             self._reader, self._writer = await asyncio.open_unix_connection(
-                self.socket_path, limit=_LINE_LIMIT)
+                self.socket_path, limit=4 * READ_SIZE)
         except OSError as e:
             raise ConnectionLost("cannot connect to %s: %s" % (self.socket_path, e)) from e
         self._events = asyncio.Queue()
+        self._room = asyncio.Event()
         self._error = None
         self._task = asyncio.ensure_future(self._read_loop())
         return self
@@ -114,6 +124,8 @@ class Client(Methods):
                     put = self._events.put_nowait
                     for ev in fast:
                         put(ev)
+                    if self.max_queued is not None:
+                        await self._wait_for_room()
                     continue
                 for line in body.split(b"\n"):
                     if not line:
@@ -124,10 +136,21 @@ class Client(Methods):
                         log.warning("tocsin: unreadable line from the daemon: %r", line[:200])
                         continue
                     dispatch(msg)
+                if self.max_queued is not None:
+                    await self._wait_for_room()
         except (OSError, ValueError) as e:  # ValueError: line over the limit
             reason = "connection lost: %s" % e
         finally:
             self._fail(ConnectionLost(reason))
+
+    async def _wait_for_room(self):
+        events, most = self._events, self.max_queued
+        if events.qsize() < most:
+            return
+        self.paused += 1
+        while events.qsize() > most // 2:
+            self._room.clear()
+            await self._room.wait()  # next_event() sets it
 
     def _on_reply(self, msg):
         fut = self._pending.pop(msg.get("id"), None)
@@ -192,6 +215,8 @@ class Client(Methods):
         if ev is _CLOSED:
             self._events.put_nowait(_CLOSED)
             raise self._error or ConnectionLost("closed")
+        if self.max_queued is not None and self._events.qsize() <= self.max_queued // 2:
+            self._room.set()
         return ev
 
     def subscribe(self, signals, sources=None, ack=False, prefetch=None, event_params=None):
@@ -358,7 +383,8 @@ class _Serving(object):
 
 async def run(socket_path=None, stop_event=None, name=None, group=None, max_reconnects=None,
               registry=None, ready=None, backoff_max=2.0, concurrency=4, prefetch=None,
-              linger=30.0, shared=True, replace=False, ack_batch=None, ack_interval=0.005):
+              linger=30.0, shared=True, replace=False, ack_batch=None, ack_interval=0.005,
+              max_queued=1024):
     """The runtime for asyncio (uvicorn, aiohttp, a plain asyncio program): serves the
     registered handlers (tocsin.signal, tocsin.timer, ..., the uWSGI drop-ins) as
     tocsin.runtime does with threads, until ``stop_event`` (an asyncio.Event) is set or
@@ -372,6 +398,9 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
       or ``ack_interval`` seconds after the first. A handler that raises is logged and its event
       nacked at once (redelivered with ``delivery`` one higher; dead-lettered at the signal's
       ``max_deliveries``).
+    - Broadcast events have no credit: when ``max_queued`` events wait for a worker, the reader
+      stops reading until half are taken, so a burst waits in the daemon's queue for this
+      connection (which drops past ``limits.subscriber_queue`` and says so: ``ev.overflow``).
     - Decorated sources are shared (``lifetime: clients``, kept ``linger`` seconds after the
       last process that declared them disconnects): N processes declaring one make one.
     - The connection drops: it reconnects with backoff (``backoff_max``; ConnectionLost after
@@ -392,6 +421,7 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
     try:
         while not stop_ev.is_set():
             client = Client(path, timeout=30.0)
+            client.max_queued = max(1, int(max_queued))
             try:
                 await client.connect()
             except ConnectionLost as e:
