@@ -397,6 +397,40 @@ class AioRuntimeTest(DaemonTestCase):
             await c.close()
         asyncio.run(asyncio.wait_for(body(), 90))
 
+    def test_stopping_while_held_back_cleans_up_at_once(self):
+        # Per-process sources are removed on stop with requests whose replies come behind the
+        # held-back events, after the workers are gone: the reader must read on (it waited for
+        # room that nobody would make, and the cleanup timed out after 30 s).
+        from test_runtime import raise_many
+        seen = []
+
+        async def body():
+            gate = asyncio.Event()
+
+            @tocsin.signal("news")
+            async def news(ev):
+                await gate.wait()
+                seen.append(ev.seq)
+
+            tocsin.timer(3600)(lambda ev: None)  # removed on stop: shared=False
+            stop, task = await self.start(concurrency=1, max_queued=100, name="slow-aio",
+                                          shared=False)
+            c = await tocsin.aio.Client(self.path).connect()
+
+            async def row():
+                return [x for x in (await c.status())["clients_detail"]
+                        if x["name"] == "slow-aio"][0]
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, raise_many, self.path, 32, 20000)
+            await self.status_until(row, lambda r: r["queue"] > 5000, "the daemon holding")
+            self.assertEqual(len((await c.status())["sources"]["list"]), 1)
+            stop.set()
+            gate.set()
+            await asyncio.wait_for(task, 15)  # (the cleanup's request timeout is 30 s)
+            self.assertEqual((await c.status())["sources"]["list"], [])
+            await c.close()
+        asyncio.run(asyncio.wait_for(body(), 90))
+
     def test_two_runs_declaring_one_timer_make_one_source(self):
         self.require_shared()
         ticks = []

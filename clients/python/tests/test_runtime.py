@@ -339,6 +339,7 @@ class BackPressureTest(DaemonTestCase):
 
     CONFIG = """
         signals:
+          17: {name: jobs, handlers: [{target: subscriber}]}
           18: {name: news, handlers: [{target: subscribers}]}
         """
 
@@ -372,6 +373,53 @@ class BackPressureTest(DaemonTestCase):
         self.assertEqual(sorted(seen), raised)
         self.assertEqual((overflows, self.client_row(c)["dropped"]), ([], 0))
         self.assertLess(most[0], 100 + 200)
+
+    def test_a_handler_registered_while_the_reader_is_held_back_is_set_up(self):
+        # The reply to the runtime's own request (subscribe) comes behind the held-back events:
+        # the reader reads on while a request waits (else it timed out after 30 s, reconnecting).
+        tocsin.clear()
+        self.addCleanup(tocsin.clear)
+        gate = threading.Event()
+        tocsin.signal("news")(lambda ev: gate.wait(60))
+        rt = runtime.Runtime(socket_path=self.path, concurrency=1, max_queued=100,
+                             name="slow").start()
+        self.addCleanup(rt.stop)
+        self.addCleanup(gate.set)
+        wait_until(rt.ready.is_set, what="the runtime's setup")
+        c = self.client()
+        raise_many(self.path, 18, 20000)
+        wait_until(lambda: self.client_row(c)["queue"] > 5000, what="the daemon holding events")
+        tocsin.signal("jobs")(lambda ev: None)  # set up on the live connection
+        wait_until(lambda: self.client_row(c)["subscriptions"] == 2, what="the new subscription")
+        self.assertEqual((rt.setup_errors, rt.ready.is_set()), ([], True))
+
+    def test_a_reader_taken_over_and_held_back_does_not_stall_the_new_one(self):
+        # The first event blocks the reader: another takes reading over and fills the queue;
+        # when the first handler returns, the old reader's leftover goes to the pool too. Only
+        # the current reader may wait for room: two waiting, and the one woken last was the
+        # new one's wake-up taken by the old, and reading stopped for good.
+        import time
+        gate, first = threading.Event(), []
+        seen = []
+
+        def handler(ev):
+            if not first:
+                first.append(ev.seq)
+                gate.wait(30)
+            else:
+                time.sleep(0.001)  # lets the other threads run between events
+            seen.append(ev.seq)
+
+        rt = runtime.Runtime(handlers=[tocsin.Handler("signal", handler, "news")],
+                             socket_path=self.path, concurrency=1, max_queued=20,
+                             name="slow").start()
+        self.addCleanup(rt.stop)
+        wait_until(rt.ready.is_set, what="the runtime's setup")
+        raised = raise_many(self.path, 18, 3000)
+        wait_until(lambda: rt._taken and len(rt._queue) >= 20, what="a take-over, queue full")
+        gate.set()
+        wait_until(lambda: len(seen) == len(raised), timeout=60, what="every event handled")
+        self.assertEqual(sorted(seen), raised)
 
     def test_what_the_daemon_drops_reaches_the_handlers_as_overflow(self):
         self.daemon.stop()

@@ -119,8 +119,8 @@ class Event(object):
 # Event, its Source). 16 KiB holds at most ~150 events (a line is 105 bytes or more), under the
 # collector's young-generation threshold (700 by default): the event stream then starts almost no
 # collections and promotes nothing into the application's older generations, whose collection
-# scans its whole heap. With 256 KiB chunks a benchmark of 1.2 million events started 2,193
-# young, 199 middle and 18 full collections; with 16 KiB, 12, 1 and 0 (docs/BENCHMARKS.md).
+# scans its whole heap. With 256 KiB chunks a benchmark of 1.2 million events started 2,187
+# young, 199 middle and 18 full collections; with 16 KiB, 5, 1 and 0 (docs/BENCHMARKS.md).
 READ_SIZE = 16384
 
 

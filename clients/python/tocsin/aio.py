@@ -144,13 +144,16 @@ class Client(Methods):
             self._fail(ConnectionLost(reason))
 
     async def _wait_for_room(self):
-        events, most = self._events, self.max_queued
-        if events.qsize() < most:
+        events = self._events
+        if events.qsize() < self.max_queued:
             return
         self.paused += 1
-        while events.qsize() > most // 2:
+        # Not while a request waits for its reply (it may be behind the events): _request
+        # wakes this; so does next_event(), and run() when it stops (max_queued None).
+        while (self.max_queued is not None and events.qsize() > self.max_queued // 2
+               and not self._pending):
             self._room.clear()
-            await self._room.wait()  # next_event() sets it
+            await self._room.wait()
 
     def _on_reply(self, msg):
         fut = self._pending.pop(msg.get("id"), None)
@@ -187,6 +190,8 @@ class Client(Methods):
         rid = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
+        if self._room is not None:
+            self._room.set()  # a reader held back (max_queued) reads on to the reply
         msg = {"jsonrpc": "2.0", "id": rid, "method": method}
         if params is not None:
             msg["params"] = params
@@ -421,7 +426,6 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
     try:
         while not stop_ev.is_set():
             client = Client(path, timeout=30.0)
-            client.max_queued = max(1, int(max_queued))
             try:
                 await client.connect()
             except ConnectionLost as e:
@@ -444,6 +448,7 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
                 failures = 0
                 serving = _Serving(client, session, concurrency,
                                    _Acks(client, ack_batch, ack_interval))
+                client.max_queued = max(1, int(max_queued))  # now that workers take events
                 if ready is not None:
                     ready.set()
                 log.info("tocsin: serving %d handler(s) on %s", len(hs), path)
@@ -470,6 +475,9 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
             finally:
                 if serving is not None:
                     await serving.stop()
+                client.max_queued = None  # nobody takes events any more: read on
+                if client._room is not None:
+                    client._room.set()
                 if stop_ev.is_set():
                     await _cleanup(session, client)
                 await client.close()

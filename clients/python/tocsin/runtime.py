@@ -237,7 +237,7 @@ class Runtime(object):
         self._sit_out = threading.Condition(pool_lock)
         # Where the reader waits while max_queued events wait for the pool (see _on_events).
         self._room = threading.Condition(pool_lock)
-        self._reader_waits = False
+        self._reader_waits = 0
         self._idle = 0
         self._exit = False
         self._workers = []
@@ -485,19 +485,25 @@ class Runtime(object):
             queue.extend(items)
             if self._idle:
                 self._cond.notify(min(self._idle, len(items)))
-            if len(queue) < self.max_queued:
-                return
+            if (len(queue) < self.max_queued or conn is not self._conn or conn.closed
+                    or conn._reader is not threading.current_thread()):
+                return  # (a reader taken over, or of a connection gone, is about to end)
             # Back pressure: no more reading until half of the queue is taken. What comes
             # meanwhile waits in the socket and in the daemon's queue for this connection, which
             # drops past limits.subscriber_queue and says so (ev.overflow); one-of events are
-            # bounded by the prefetch already. Workers wake the reader (the flag is set before
-            # the length is looked at, and they look at the flag after taking an event).
+            # bounded by the prefetch already. Workers wake the reader (the count is raised
+            # before the length is looked at, and they look at it after taking an event). Not
+            # while a request of this runtime waits for its reply (a handler set up while
+            # serving, the cleanup): the reply may be behind the events, hence the timed wait.
             self.paused += 1
-            self._reader_waits = True
-            low = self.max_queued // 2
-            while len(queue) > low and not self._draining and not self._exit:
-                self._room.wait()
-            self._reader_waits = False
+            self._reader_waits += 1
+            try:
+                low = self.max_queued // 2
+                while (len(queue) > low and not self._draining and not self._exit
+                       and not conn._pending and not conn.closed):
+                    self._room.wait(0.05)
+            finally:
+                self._reader_waits -= 1
 
     def _worker(self, i):
         queue, cond, busy = self._queue, self._cond, self._busy
@@ -519,7 +525,7 @@ class Runtime(object):
                     self._flush()  # nothing to do: what is done goes out now
                 with cond:
                     if self._reader_waits:
-                        self._room.notify()
+                        self._room.notify_all()
                     self._idle += 1
                     while not queue and not self._exit:
                         cond.wait()
@@ -529,7 +535,7 @@ class Runtime(object):
                 continue
             if self._reader_waits and len(queue) <= self.max_queued // 2:
                 with cond:
-                    self._room.notify()  # the reader reads again
+                    self._room.notify_all()  # the reader reads again
             busy[i] = True
             try:
                 r = route_of(ev)
