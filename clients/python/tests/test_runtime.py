@@ -415,6 +415,8 @@ class BackPressureTest(DaemonTestCase):
                              name="slow").start()
         self.addCleanup(rt.stop)
         wait_until(rt.ready.is_set, what="the runtime's setup")
+        # the worker idle: the first events run on the reader (caller runs)
+        wait_until(lambda: rt._idle == 1, what="the worker waiting")
         raised = raise_many(self.path, 18, 3000)
         wait_until(lambda: rt._taken and len(rt._queue) >= 20, what="a take-over, queue full")
         gate.set()
