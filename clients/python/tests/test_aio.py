@@ -5,7 +5,7 @@ import json
 import os
 import unittest
 
-from tocsind_fixture import DaemonTestCase
+from tocsind_fixture import DaemonTestCase, client_named, raise_many
 
 import tocsin
 import tocsin.aio
@@ -364,30 +364,35 @@ class AioRuntimeTest(DaemonTestCase):
                 await asyncio.wait_for(task, 10)
         self.run_async(body())
 
+    async def held_burst(self, seen, **kw):
+        """run() with one worker whose ``news`` handler waits for the returned gate, and
+        max_queued 100; 20,000 news events raised; returns once the daemon holds > 5,000 of
+        them for the connection: (gate, stop, task, client, row(), seqs raised)."""
+        gate = asyncio.Event()
+
+        @tocsin.signal("news")
+        async def news(ev):
+            await gate.wait()
+            seen.append(ev.seq)
+
+        stop, task = await self.start(concurrency=1, max_queued=100, name="slow-aio", **kw)
+        c = await tocsin.aio.Client(self.path).connect()
+
+        async def row():
+            return client_named(await c.status(), "slow-aio")
+        loop = asyncio.get_running_loop()
+        raised = await loop.run_in_executor(None, raise_many, self.path, 32, 20000)
+        await self.status_until(row, lambda r: r["queue"] > 5000, "the daemon holding")
+        return gate, stop, task, c, row, raised
+
     def test_a_broadcast_burst_waits_in_the_daemon(self):
         # Broadcast has no credit: with max_queued 100, the reader stops while the handler is
         # held, and the daemon keeps the burst for this connection (without the bound the
         # reader took all 20,000 into its queue and the daemon's queue stayed near 0).
-        from test_runtime import raise_many
         seen = []
 
         async def body():
-            gate = asyncio.Event()
-
-            @tocsin.signal("news")
-            async def news(ev):
-                await gate.wait()
-                seen.append(ev.seq)
-
-            stop, task = await self.start(concurrency=1, max_queued=100, name="slow-aio")
-            c = await tocsin.aio.Client(self.path).connect()
-            loop = asyncio.get_running_loop()
-            raised = await loop.run_in_executor(None, raise_many, self.path, 32, 20000)
-
-            async def row():
-                return [x for x in (await c.status())["clients_detail"]
-                        if x["name"] == "slow-aio"][0]
-            await self.status_until(row, lambda r: r["queue"] > 5000, "the daemon holding")
+            gate, stop, task, c, row, raised = await self.held_burst(seen)
             gate.set()
             await self.until(lambda: len(seen) == len(raised), "every event handled", 60)
             self.assertEqual(sorted(seen), raised)
@@ -401,28 +406,9 @@ class AioRuntimeTest(DaemonTestCase):
         # Per-process sources are removed on stop with requests whose replies come behind the
         # held-back events, after the workers are gone: the reader must read on (it waited for
         # room that nobody would make, and the cleanup timed out after 30 s).
-        from test_runtime import raise_many
-        seen = []
-
         async def body():
-            gate = asyncio.Event()
-
-            @tocsin.signal("news")
-            async def news(ev):
-                await gate.wait()
-                seen.append(ev.seq)
-
             tocsin.timer(3600)(lambda ev: None)  # removed on stop: shared=False
-            stop, task = await self.start(concurrency=1, max_queued=100, name="slow-aio",
-                                          shared=False)
-            c = await tocsin.aio.Client(self.path).connect()
-
-            async def row():
-                return [x for x in (await c.status())["clients_detail"]
-                        if x["name"] == "slow-aio"][0]
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, raise_many, self.path, 32, 20000)
-            await self.status_until(row, lambda r: r["queue"] > 5000, "the daemon holding")
+            gate, stop, task, c, row, raised = await self.held_burst([], shared=False)
             self.assertEqual(len((await c.status())["sources"]["list"]), 1)
             stop.set()
             gate.set()

@@ -13,7 +13,7 @@ import threading
 import unittest
 from unittest import mock
 
-from tocsind_fixture import PKG, DaemonTestCase, wait_until
+from tocsind_fixture import PKG, DaemonTestCase, client_named, raise_many, wait_until
 
 import tocsin
 from tocsin import runtime
@@ -43,8 +43,8 @@ class RuntimeTest(DaemonTestCase):
         return rt
 
     def unacked(self, c, name):
-        d = [x for x in c.status()["clients_detail"] if x["name"] == name]
-        return d[0]["unacked"] if d else None
+        d = client_named(c.status(), name)
+        return d["unacked"] if d else None
 
     def test_concurrency_bound(self):
         gate = threading.Event()
@@ -313,26 +313,6 @@ class RuntimeTest(DaemonTestCase):
         proc.stderr.close()
 
 
-def raise_many(path, signal, n, batch=500):
-    """Raises ``n`` events on ``signal`` in pipelined JSON-RPC batches; returns their seqs."""
-    import socket
-    seqs = []
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(path)
-        f = s.makefile("rb")
-        for start in range(0, n, batch):
-            k = min(n, start + batch) - start
-            s.sendall((json.dumps([{"jsonrpc": "2.0", "id": start + i, "method": "raise",
-                                    "params": {"signal": signal}} for i in range(k)])
-                       + "\n").encode())
-            replies = json.loads(f.readline())
-            if any("result" not in r for r in replies):
-                raise AssertionError("a raise failed: %r" % replies[:3])
-            seqs += [r["result"]["seq"] for r in sorted(replies, key=lambda r: r["id"])]
-        f.close()
-    return seqs
-
-
 class BackPressureTest(DaemonTestCase):
     """Broadcast events have no credit: the runtime must not read a burst into its own memory
     while its handlers are busy; the daemon holds it, and reports what it drops."""
@@ -357,7 +337,7 @@ class BackPressureTest(DaemonTestCase):
         return rt, gate, seen, overflows, most, c, raised
 
     def client_row(self, c):
-        return [x for x in c.status()["clients_detail"] if x["name"] == "slow"][0]
+        return client_named(c.status(), "slow")
 
     def test_a_burst_waits_in_the_daemon_not_in_the_process(self):
         rt, gate, seen, overflows, most, c, raised = self.run_gated(20000, max_queued=100)

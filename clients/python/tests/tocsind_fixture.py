@@ -4,6 +4,7 @@ The binary is $TOCSIND (set by ctest); run by hand, build/*/tocsind of the repos
 """
 
 import glob
+import json
 import os
 import signal as _signal
 import socket
@@ -113,6 +114,31 @@ class Daemon(object):
 
 
 _shared_cache = {}
+
+
+def raise_many(path, signal, n, batch=500):
+    """Raises ``n`` events on ``signal`` in pipelined JSON-RPC batches; returns their seqs."""
+    seqs = []
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        f = s.makefile("rb")
+        for start in range(0, n, batch):
+            k = min(n, start + batch) - start
+            s.sendall((json.dumps([{"jsonrpc": "2.0", "id": start + i, "method": "raise",
+                                    "params": {"signal": signal}} for i in range(k)])
+                       + "\n").encode())
+            replies = json.loads(f.readline())
+            if any("result" not in r for r in replies):
+                raise AssertionError("a raise failed: %r" % replies[:3])
+            seqs += [r["result"]["seq"] for r in sorted(replies, key=lambda r: r["id"])]
+        f.close()
+    return seqs
+
+
+def client_named(status, name):
+    """The ``clients_detail`` row of the client called ``name`` in a status reply, or None."""
+    rows = [x for x in status["clients_detail"] if x["name"] == name]
+    return rows[0] if rows else None
 
 
 def has_shared_sources(path):

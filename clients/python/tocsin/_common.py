@@ -124,6 +124,33 @@ class Event(object):
 READ_SIZE = 16384
 
 
+class Lines(object):
+    """Complete lines out of a stream's reads: ``feed(data)`` returns what ends with the read's
+    last newline (without it), or None while no line is complete. A line longer than a read is
+    kept in pieces and joined once, when it ends; ``held`` is how many bytes wait for their
+    newline."""
+
+    __slots__ = ("_pieces", "held")
+
+    def __init__(self):
+        self._pieces, self.held = [], 0
+
+    def feed(self, data):
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._pieces.append(data)
+            self.held += len(data)
+            return None
+        if self._pieces:
+            n = len(data)
+            self._pieces.append(data)
+            data = b"".join(self._pieces)
+            end += len(data) - n
+        rest = data[end + 1:]
+        self._pieces, self.held = ([rest] if rest else []), len(rest)
+        return data[:end]
+
+
 # What starts every event line by position, up to its params array; and what joins two such lines.
 BY_POSITION = b'{"jsonrpc":"2.0","method":"signal","params":'
 _JOIN = b"}\n" + BY_POSITION

@@ -12,8 +12,8 @@ import itertools
 import json
 import logging
 
-from ._common import (READ_SIZE, ConnectionLost, Methods, events_by_position, result_of,
-                      signals_param, socket_path as _resolve_path, sources_param)
+from ._common import (READ_SIZE, ConnectionLost, Lines, Methods, events_by_position,
+                      result_of, signals_param, socket_path as _resolve_path, sources_param)
 
 log = logging.getLogger("tocsin")
 
@@ -94,38 +94,24 @@ class Client(Methods):
         # in bursts), not a readline() each.
         reason = "connection closed by tocsind"
         loads, dispatch, reader = json.loads, self._dispatch, self._reader
-        pieces, held = [], 0  # a line longer than a read, joined when it ends
+        lines = Lines()
         try:
             while True:
+                if self.max_queued is not None:
+                    await self._wait_for_room()
                 data = await reader.read(READ_SIZE)
                 if not data:
                     break
-                end = data.rfind(b"\n")
-                if end < 0:
-                    pieces.append(data)
-                    held += len(data)
-                    if held > _LINE_LIMIT:
-                        raise ValueError("a line over %d bytes" % _LINE_LIMIT)
-                    continue
-                if pieces:
-                    n = len(data)
-                    pieces.append(data)
-                    data, pieces = b"".join(pieces), []
-                    end += len(data) - n
-                rest = data[end + 1:]
-                if rest:
-                    pieces.append(rest)
-                held = len(rest)
-                if held > _LINE_LIMIT:
+                body = lines.feed(data)
+                if lines.held > _LINE_LIMIT:
                     raise ValueError("a line over %d bytes" % _LINE_LIMIT)
-                body = data[:end]
+                if body is None:
+                    continue
                 fast = events_by_position(body, loads) if self._overflow is None else None
                 if fast is not None:
                     put = self._events.put_nowait
                     for ev in fast:
                         put(ev)
-                    if self.max_queued is not None:
-                        await self._wait_for_room()
                     continue
                 for line in body.split(b"\n"):
                     if not line:
@@ -136,12 +122,16 @@ class Client(Methods):
                         log.warning("tocsin: unreadable line from the daemon: %r", line[:200])
                         continue
                     dispatch(msg)
-                if self.max_queued is not None:
-                    await self._wait_for_room()
         except (OSError, ValueError) as e:  # ValueError: line over the limit
             reason = "connection lost: %s" % e
         finally:
             self._fail(ConnectionLost(reason))
+
+    def _hold_back(self, most):
+        """The reader stops while ``most`` events wait for next_event() (None: it never does)."""
+        self.max_queued = most
+        if self._room is not None:
+            self._room.set()  # a reader waiting looks again
 
     async def _wait_for_room(self):
         events = self._events
@@ -448,7 +438,7 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
                 failures = 0
                 serving = _Serving(client, session, concurrency,
                                    _Acks(client, ack_batch, ack_interval))
-                client.max_queued = max(1, int(max_queued))  # now that workers take events
+                client._hold_back(max(1, int(max_queued)))  # now that workers take events
                 if ready is not None:
                     ready.set()
                 log.info("tocsin: serving %d handler(s) on %s", len(hs), path)
@@ -475,9 +465,7 @@ async def run(socket_path=None, stop_event=None, name=None, group=None, max_reco
             finally:
                 if serving is not None:
                     await serving.stop()
-                client.max_queued = None  # nobody takes events any more: read on
-                if client._room is not None:
-                    client._room.set()
+                client._hold_back(None)  # nobody takes events any more: read on
                 if stop_ev.is_set():
                     await _cleanup(session, client)
                 await client.close()

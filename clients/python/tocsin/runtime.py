@@ -38,7 +38,7 @@ import time
 import weakref
 
 from . import decorators
-from ._common import (READ_SIZE, ConnectionLost, Event, RpcError, events_by_position,
+from ._common import (READ_SIZE, ConnectionLost, Event, Lines, RpcError, events_by_position,
                       socket_path as _resolve_path)
 from .client import Client
 
@@ -76,22 +76,21 @@ class _Conn(Client):
     def __init__(self, path, sink, timeout=30.0):
         self._sink = sink
         self._batch = []
-        self._buf = b""              # what the reader read past its last complete line
+        self._lines = Lines()        # the reader's; a reader taking over goes on with it
         super().__init__(path, timeout=timeout)
 
     def take_over(self):
         """While the reader thread is in ``sink`` (running a handler that takes long), a new
         reader thread goes on reading from where it stopped; the old one ends when ``sink``
         returns. The caller makes sure the old reader is inside ``sink`` until this returns."""
-        t = threading.Thread(target=self._read_loop, args=(self._buf,), name="tocsin-reader",
-                             daemon=True)
+        t = threading.Thread(target=self._read_loop, name="tocsin-reader", daemon=True)
         self._reader = t
         t.start()
 
     def _on_event(self, ev):
         self._batch.append(ev)
 
-    def _read_loop(self, buf=b""):
+    def _read_loop(self):
         me = threading.current_thread()
         sock = self._sock
         loads = json.loads
@@ -99,25 +98,15 @@ class _Conn(Client):
         make = Event.from_params
         batch = self._batch
         reason = "connection closed by tocsind"
-        pieces = [buf] if buf else []  # a line longer than a read, joined when it ends
+        feed = self._lines.feed
         try:
             while True:
                 data = sock.recv(READ_SIZE)
                 if not data:
                     break
-                end = data.rfind(b"\n")
-                if end < 0:
-                    pieces.append(data)
+                body = feed(data)
+                if body is None:
                     continue
-                if pieces:
-                    n = len(data)
-                    pieces.append(data)
-                    data, pieces = b"".join(pieces), []
-                    end += len(data) - n
-                rest = self._buf = data[end + 1:]
-                if rest:
-                    pieces.append(rest)
-                body = data[:end]
                 if self._overflow is None:  # an overflow notice goes on the next event
                     fast = events_by_position(body, loads)
                     if fast is not None:
@@ -706,7 +695,7 @@ class Runtime(object):
                 return True
             if now - self._watched[1] >= TAKEOVER_AFTER:
                 conn = self._inline_conn  # (the reader's: a reconnect may have made another)
-                if isinstance(conn, _Conn) and not conn.closed:
+                if not conn.closed:
                     # Under the lock, the reader cannot leave its chunk (it takes the lock to).
                     self._taken = True
                     log.info("tocsin: a handler runs long on the reader thread; another "
