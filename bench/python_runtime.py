@@ -6,6 +6,10 @@ tocsin.aio.run() (handlers as asyncio tasks).
 
     python3 bench/python_runtime.py --tocsind build/bench/tocsind [--events 200000]
         [--concurrency 4] [--prefetch N] [--ack-batch N] [--mode one-of|broadcast|both] [--profile]
+        [--read-size BYTES]
+
+Each run also prints the CPU per event of the consumer, tocsind and the raiser, the garbage
+collections the consumer's process started (young/middle/full) and the events per read.
 
 - one-of: signal 100 with `target: subscriber`; every event handled once (seqs checked), the
   daemon's table says `delivered` = N and status `unacked` 0 at the end.
@@ -20,6 +24,7 @@ Beside it, in the same run (issue 16's "side by side"):
 """
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -36,7 +41,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
 
 import tocsin  # noqa: E402
+import tocsin.aio  # noqa: E402
 from tocsin import runtime  # noqa: E402
+from tocsin._common import events_by_position  # noqa: E402
 
 
 def default_tocsind():
@@ -213,11 +220,29 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     if raiser.stdout.readline() != b"ready\n":
         raise SystemExit("the raiser did not start")
+    # Python's collector (its collections by generation) and the reader's chunks (how many
+    # events each read brought), over the measured interval.
+    collections, chunks = [0, 0, 0], [0, 0]
+
+    def collected(phase, info):
+        if phase == "start":
+            collections[info["generation"]] += 1
+
+    def counted(body, loads, _parse=events_by_position):
+        evs = _parse(body, loads)
+        if evs is not None:
+            chunks[0] += 1
+            chunks[1] += len(evs)
+        return evs
+    gc.callbacks.append(collected)
+    runtime.events_by_position = tocsin.aio.events_by_position = counted
     t0, cpu0, d0 = time.perf_counter(), os.times(), daemon.cpu()
     raiser.stdin.write(b"go\n")
     raiser.stdin.flush()
     ok = done.wait(max(60, events / 5000))
     t1, cpu1, d1 = time.perf_counter(), os.times(), daemon.cpu()
+    gc.callbacks.remove(collected)
+    runtime.events_by_position = tocsin.aio.events_by_position = events_by_position
     # This process's CPU (the runtime's threads and the handler; the raiser and the daemon are
     # other processes) per event handled.
     cpu_us = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e6 / max(1, count[0])
@@ -247,10 +272,11 @@ def measure(daemon, mode, events, concurrency, prefetch, ack_batch=None, aio=Fal
     rate = count[0] / (t1 - t0)
     print("%-9s %sconcurrency %d prefetch %d ack batch %d: %d events in %.3f s = %.0f events/s "
           "(CPU per event: consumer %.1f us, tocsind %.1f, raiser %.1f); lost %d, duplicates %d, "
-          "delivered %d, unacked at end %s"
+          "delivered %d, unacked at end %s; gc collections %d/%d/%d, %.0f events per chunk"
           % (mode, "asyncio " if aio else ("" if inline else "no-inline "), concurrency,
              rt.prefetch, rt.ack_batch, count[0], t1 - t0, rate, cpu_us, daemon_us, raiser_us,
-             lost, dup[0], entry["delivered"], unacked))
+             lost, dup[0], entry["delivered"], unacked, collections[0], collections[1],
+             collections[2], chunks[1] / max(1, chunks[0])))
     return (ok and lost == 0 and dup[0] == 0 and unacked in (None, 0)
             and entry["delivered"] == events), rate
 
@@ -276,9 +302,13 @@ def main():
     ap.add_argument("--aio", action="store_true", help="serve with tocsin.aio.run() instead")
     ap.add_argument("--no-inline", action="store_true",
                     help="Runtime(inline=False): every event handed to the pool")
+    ap.add_argument("--read-size", type=int, default=None,
+                    help="bytes the readers take at a time (default tocsin's READ_SIZE)")
     ap.add_argument("--uwsgi", action="store_true", help="also uWSGI's in-process handlers")
     ap.add_argument("--peers", action="store_true", help="also Redis Streams and RabbitMQ")
     args = ap.parse_args()
+    if args.read_size:
+        runtime.READ_SIZE = tocsin.aio.READ_SIZE = args.read_size
     if not args.tocsind:
         raise SystemExit("no tocsind: pass --tocsind")
     print("tocsind: %s" % args.tocsind)
