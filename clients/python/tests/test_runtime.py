@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import unittest
 from unittest import mock
 
@@ -313,9 +314,9 @@ class RuntimeTest(DaemonTestCase):
         proc.stderr.close()
 
 
-class BackPressureTest(DaemonTestCase):
-    """Broadcast events have no credit: the runtime must not read a burst into its own memory
-    while its handlers are busy; the daemon holds it, and reports what it drops."""
+class _Gated(object):
+    """A runtime named "slow" with one worker and a ``news`` handler held by a gate, and a
+    burst of ``news`` events raised at it."""
 
     CONFIG = """
         signals:
@@ -325,11 +326,17 @@ class BackPressureTest(DaemonTestCase):
 
     def run_gated(self, n, **kw):
         gate = threading.Event()
-        seen, overflows, most = [], [], [0]
-        rt = runtime.Runtime(handlers=[tocsin.Handler("signal", lambda ev: (
-            gate.wait(60), seen.append(ev.seq), ev.overflow and overflows.append(ev.overflow),
-            most.__setitem__(0, max(most[0], len(rt._queue)))), "news")],
-            socket_path=self.path, concurrency=1, name="slow", **kw).start()
+        seen, overflows, most = [], [], [0]  # most: the longest queue a handler saw
+
+        def news(ev):
+            gate.wait(60)
+            seen.append(ev.seq)
+            if ev.overflow:
+                overflows.append(ev.overflow)
+            most[0] = max(most[0], len(rt._queue))
+
+        rt = runtime.Runtime(handlers=[tocsin.Handler("signal", news, "news")],
+                             socket_path=self.path, concurrency=1, name="slow", **kw).start()
         self.addCleanup(rt.stop)
         wait_until(rt.ready.is_set, what="the runtime's setup")
         c = self.client()
@@ -338,6 +345,11 @@ class BackPressureTest(DaemonTestCase):
 
     def client_row(self, c):
         return client_named(c.status(), "slow")
+
+
+class BackPressureTest(_Gated, DaemonTestCase):
+    """Broadcast events have no credit: the runtime must not read a burst into its own memory
+    while its handlers are busy; the daemon holds it."""
 
     def test_a_burst_waits_in_the_daemon_not_in_the_process(self):
         rt, gate, seen, overflows, most, c, raised = self.run_gated(20000, max_queued=100)
@@ -378,7 +390,6 @@ class BackPressureTest(DaemonTestCase):
         # when the first handler returns, the old reader's leftover goes to the pool too. Only
         # the current reader may wait for room: two waiting, and the one woken last was the
         # new one's wake-up taken by the old, and reading stopped for good.
-        import time
         gate, first = threading.Event(), []
         seen = []
 
@@ -403,11 +414,16 @@ class BackPressureTest(DaemonTestCase):
         wait_until(lambda: len(seen) == len(raised), timeout=60, what="every event handled")
         self.assertEqual(sorted(seen), raised)
 
+
+
+class DaemonDropsTest(_Gated, DaemonTestCase):
+    """Past its limits.subscriber_queue the daemon drops and says what: the handlers hear it."""
+
+    CONFIG = _Gated.CONFIG + """
+        limits: {subscriber_queue: 1000}
+        """
+
     def test_what_the_daemon_drops_reaches_the_handlers_as_overflow(self):
-        self.daemon.stop()
-        self.daemon = type(self.daemon)(self._tmp.name, textwrap.dedent(self.CONFIG)
-                                        + "limits: {subscriber_queue: 1000}\n").start()
-        self.path = self.daemon.socket
         rt, gate, seen, overflows, most, c, raised = self.run_gated(20000, max_queued=100)
         wait_until(lambda: self.client_row(c)["dropped"] > 0, what="the daemon dropping")
         gate.set()
